@@ -1,0 +1,6 @@
+"""`python -m i2h` runs the CLI."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,208 @@
+"""The one inference path: Predictor loads once and turns screenshots into repaired HTML documents."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .images import ImageError, load_image
+
+# A loop: the output's tail repeats a unit of `period` tokens; it is cut when the repeated span is at
+# least LOOP_MIN_SPAN tokens and at least LOOP_MIN_REPEATS copies. HTML repeats legitimately (list items,
+# table rows, class lists), so a short repeat is never cut: a loop must dominate a long stretch.
+LOOP_MAX_PERIOD = 256
+LOOP_MIN_SPAN = 192
+LOOP_MIN_REPEATS = 4
+LOOP_CHECK_EVERY = 16  # tokens between checks while decoding
+
+
+@dataclass
+class Prediction:
+    html: str  # a well-formed HTML document (repaired)
+    tokens: int  # new tokens generated
+    truncated: bool  # hit the token limit without EOS: the page may be incomplete
+    loop_cut: bool  # a repetition loop was detected and its tail removed
+    seconds: float
+    raw: str = field(default="", repr=False)  # the decoded text before loop cutting and repair
+
+
+def find_loop(ids: Sequence[int], max_period: int = LOOP_MAX_PERIOD, min_span: int = LOOP_MIN_SPAN,
+              min_repeats: int = LOOP_MIN_REPEATS) -> int | None:
+    """If the sequence ends in a repetition loop, return where to cut (keeping one copy of the unit).
+
+    For each period p the tail is periodic over the longest run with ids[i] == ids[i - p] at its end.
+    Returns None when no loop."""
+    a = np.asarray(ids)
+    n = len(a)
+    best = None
+    for p in range(1, min(max_period, n // 2) + 1):
+        eq = a[p:] == a[:-p]  # eq[i] <=> a[i+p] == a[i]
+        if not eq[-1]:
+            continue
+        mismatch = np.flatnonzero(~eq)
+        run = len(eq) - (mismatch[-1] + 1 if len(mismatch) else 0)  # matching positions at the tail
+        span = run + p  # tokens covered by the periodic tail
+        if span >= min_span and span // p >= min_repeats:
+            start = n - span
+            cut = start + p  # keep the first copy of the repeated unit
+            if best is None or cut < best:
+                best = cut
+    return best
+
+
+def find_text_loop(text: str, max_period: int = 512, min_span: int = 500, min_repeats: int = 10) -> int | None:
+    """The same rule on characters (Design2Code cuts runs of identical 50-character chunks): catches
+    loops whose tokenisation drifts while the text repeats exactly. Returns where to cut, or None."""
+    if len(text) < min_span:
+        return None
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return find_loop(codes, max_period=max_period, min_span=min_span, min_repeats=min_repeats)
+
+
+def repair_html(text: str) -> str:
+    """Parse with the HTML5 algorithm (as browsers do) and serialise: always a well-formed document."""
+    import html5lib
+    from html5lib import serializer
+
+    tree = html5lib.parse(text, treebuilder="etree", namespaceHTMLElements=False)
+    walker = html5lib.getTreeWalker("etree")
+    ser = serializer.HTMLSerializer(
+        quote_attr_values="always", omit_optional_tags=False, minimize_boolean_attributes=False,
+        use_trailing_solidus=False, escape_lt_in_attrs=True, resolve_entities=False,
+    )
+    body = ser.render(walker(tree))
+    return "<!DOCTYPE html>" + body
+
+
+class _LoopStop:
+    """transformers StoppingCriteria: stop a sequence once its tail is a repetition loop."""
+
+    def __init__(self, prompt_len: int):
+        self.prompt_len = prompt_len
+        self.step = 0
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        self.step += 1
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if self.step % LOOP_CHECK_EVERY:
+            return done
+        rows = input_ids[:, self.prompt_len :].tolist()
+        for i, row in enumerate(rows):
+            done[i] = find_loop(row) is not None
+        return done
+
+
+class Predictor:
+    """Load a model once; predict(images) -> list of HTML documents."""
+
+    def __init__(self, bundle, device: str | torch.device = "cpu"):
+        self.bundle = bundle
+        self.device = torch.device(device)
+        self.model = bundle.model.to(self.device).eval()
+        self.tokenizer = bundle.tokenizer
+        self.processor = bundle.processor
+        self.config = bundle.model.config
+        self.generation = dict(bundle.generation)
+        # BART's configs force EOS at the length limit, which would pass off a cut page as whole.
+        self.model.text.generation_config.forced_eos_token_id = None
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu") -> "Predictor":
+        from .checkpoint import load
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA device is available here; use --device cpu")
+        return cls(load(name_or_path, device=device), device=device)
+
+    def _gen_kwargs(self, max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
+        kw = dict(self.generation)
+        if max_new_tokens is not None:
+            kw["max_new_tokens"] = int(max_new_tokens)
+        if num_beams is not None:
+            kw["num_beams"] = int(num_beams)
+        kw["do_sample"] = bool(do_sample)
+        if do_sample:
+            kw.update(temperature=temperature, top_p=top_p)
+            if seed is not None:
+                torch.manual_seed(seed)
+        return kw
+
+    @torch.inference_mode()
+    def predict_full(self, images, max_new_tokens: int | None = None, num_beams: int | None = None,
+                     do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                     seed: int | None = None, batch_size: int = 8, loop_guard: bool = True) -> list[Prediction]:
+        """Screenshots (paths, bytes or PIL images) -> Predictions. Raises ImageError for a bad image;
+        use `predict_paths` to get per-input errors in a batch instead."""
+        pil = [load_image(img) for img in images]
+        kw = self._gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed)
+        out: list[Prediction] = []
+        for start in range(0, len(pil), batch_size):
+            chunk = pil[start : start + batch_size]
+            t0 = time.perf_counter()
+            pixels = self.processor.batch(chunk).to(self.device)
+            stops = [_LoopStop(prompt_len=1)] if loop_guard else []
+            from transformers import StoppingCriteriaList
+
+            seqs = self.model.generate(pixels, stopping_criteria=StoppingCriteriaList(stops), **kw)
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for row in seqs.tolist():
+                out.append(self._finish(row, kw, seconds, loop_guard))
+        return out
+
+    def _finish(self, row: list[int], kw: dict, seconds: float, loop_guard: bool) -> Prediction:
+        tok = self.tokenizer
+        eos, pad = kw.get("eos_token_id"), kw.get("pad_token_id")
+        start = kw.get("decoder_start_token_id")
+        ids = row[1:] if row and row[0] == start else row  # drop the decoder start token
+        if kw.get("forced_bos_token_id") is not None and ids and ids[0] == kw["forced_bos_token_id"]:
+            ids = ids[1:]
+        hit_eos = eos in ids
+        if hit_eos:
+            ids = ids[: ids.index(eos)]
+        while ids and ids[-1] == pad:
+            ids = ids[:-1]
+        n_tokens = len(ids) + (1 if hit_eos else 0)
+        loop_cut = False
+        if loop_guard and not hit_eos:
+            cut = find_loop(ids)
+            if cut is not None:
+                ids, loop_cut = ids[:cut], True
+        text = tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if loop_guard and not hit_eos and not loop_cut:
+            cut = find_text_loop(text)
+            if cut is not None:
+                text, loop_cut = text[:cut], True
+        truncated = not hit_eos and not loop_cut
+        return Prediction(html=repair_html(text), tokens=n_tokens, truncated=truncated,
+                          loop_cut=loop_cut, seconds=seconds, raw=text)
+
+    def predict(self, images, **kwargs) -> list[str]:
+        """Screenshots -> HTML documents (always parse and render)."""
+        return [p.html for p in self.predict_full(images, **kwargs)]
+
+    def predict_paths(self, paths: Sequence, **kwargs) -> list[Prediction | ImageError]:
+        """Like predict_full, but a bad input gives its ImageError in its place and the rest still run."""
+        results: list = [None] * len(paths)
+        good, good_idx = [], []
+        for i, p in enumerate(paths):
+            try:
+                good.append(load_image(p))
+                good_idx.append(i)
+            except ImageError as e:
+                results[i] = e
+        for i, pred in zip(good_idx, self.predict_full(good, **kwargs) if good else []):
+            results[i] = pred
+        return results
+
+
+def load(name_or_path: str | Path = None, device: str = "cpu") -> Predictor:
+    """`i2h.load(path_or_id)`: a ready Predictor. With no argument, the bundled default model."""
+    if name_or_path is None:
+        from .checkpoint import default_model_dir
+
+        name_or_path = default_model_dir()
+    return Predictor.from_pretrained(name_or_path, device=device)
