@@ -98,3 +98,18 @@ def test_public_api_loads_by_path(tiny_model_dir, screenshot):
     p = i2h.load(tiny_model_dir)
     [html] = p.predict([screenshot], max_new_tokens=4)
     assert html.startswith("<!DOCTYPE html>")
+
+
+def test_stream_yields_pieces_then_the_same_prediction(tiny_bundle, screenshot):
+    p = Predictor(tiny_bundle)
+    with torch.no_grad():
+        tiny_bundle.model.text.final_logits_bias[0, p.generation["eos_token_id"]] = -30.0
+    try:
+        items = list(p.stream(screenshot, max_new_tokens=10))
+        *pieces, final = items
+        assert all(isinstance(x, str) for x in pieces) and final.tokens == 10
+        assert "".join(pieces) == final.raw
+        assert final.raw == p.predict_full([screenshot], max_new_tokens=10)[0].raw
+    finally:
+        with torch.no_grad():
+            tiny_bundle.model.text.final_logits_bias.zero_()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -138,20 +138,71 @@ class Predictor:
         """Screenshots (paths, bytes or PIL images) -> Predictions. Raises ImageError for a bad image;
         use `predict_paths` to get per-input errors in a batch instead."""
         pil = [load_image(img) for img in images]
-        kw = self._gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed)
         out: list[Prediction] = []
         for start in range(0, len(pil), batch_size):
-            chunk = pil[start : start + batch_size]
             t0 = time.perf_counter()
-            pixels = self.processor.batch(chunk).to(self.device)
-            stops = [_LoopStop(prompt_len=1)] if loop_guard else []
-            from transformers import StoppingCriteriaList
-
-            seqs = self.model.generate(pixels, stopping_criteria=StoppingCriteriaList(stops), **kw)
-            seconds = (time.perf_counter() - t0) / len(chunk)
-            for row in seqs.tolist():
-                out.append(self._finish(row, kw, seconds, loop_guard))
+            pixels = self.processor.batch(pil[start : start + batch_size])
+            preds = self.predict_tensors(pixels, max_new_tokens, num_beams, do_sample, temperature, top_p, seed, loop_guard)
+            extra = (time.perf_counter() - t0) / len(preds) - preds[0].seconds  # preprocessing, per image
+            for p in preds:
+                p.seconds += extra
+            out.extend(preds)
         return out
+
+    @torch.inference_mode()
+    def predict_tensors(self, pixels: torch.Tensor, max_new_tokens: int | None = None, num_beams: int | None = None,
+                        do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                        seed: int | None = None, loop_guard: bool = True) -> list[Prediction]:
+        """Preprocessed images (B, 3, H, W) -> Predictions: the step every other entry point shares."""
+        from transformers import StoppingCriteriaList
+
+        kw = self._gen_kwargs(max_new_tokens, num_beams, do_sample, temperature, top_p, seed)
+        t0 = time.perf_counter()
+        stops = StoppingCriteriaList([_LoopStop(prompt_len=1)] if loop_guard else [])
+        was_training = self.model.training
+        self.model.eval()
+        seqs = self.model.generate(pixels.to(self.device), stopping_criteria=stops, **kw)
+        self.model.train(was_training)
+        seconds = (time.perf_counter() - t0) / len(pixels)
+        return [self._finish(row, kw, seconds, loop_guard) for row in seqs.tolist()]
+
+    def stream(self, image, max_new_tokens: int | None = None, num_beams: int | None = None,
+               do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
+               loop_guard: bool = True) -> Iterator[str | Prediction]:
+        """One screenshot: yields decoded text pieces as they are generated, then the final Prediction."""
+        import threading
+
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        pil = load_image(image)
+        kw = self._gen_kwargs(max_new_tokens, 1 if num_beams is None else num_beams, do_sample, temperature, top_p, seed)
+        if kw["num_beams"] != 1:
+            raise ValueError("streaming decodes one hypothesis: use num_beams=1")
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True,
+                                        clean_up_tokenization_spaces=False)
+        pixels = self.processor.batch([pil]).to(self.device)
+        stops = StoppingCriteriaList([_LoopStop(prompt_len=1)] if loop_guard else [])
+        result: dict = {}
+
+        def work():
+            t0 = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    result["seqs"] = self.model.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
+            except BaseException as e:  # re-raised in the caller's thread
+                result["error"] = e
+                streamer.end()
+            result["seconds"] = time.perf_counter() - t0
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        thread.join()
+        if "error" in result:
+            raise result["error"]
+        yield self._finish(result["seqs"][0].tolist(), kw, result["seconds"], loop_guard)
 
     def _finish(self, row: list[int], kw: dict, seconds: float, loop_guard: bool) -> Prediction:
         tok = self.tokenizer
