@@ -9,6 +9,7 @@ import sys
 # `func(args) -> int` is the exit status.
 COMMAND_MODULES = (
     "i2h.cli_model",
+    "i2h.cli_train",
     "i2h.cli_eval",
     "i2h.cli_data",
 )

@@ -25,7 +25,7 @@ def cmd_synth(args) -> int:
     from .shards import ShardError, synth_shards
 
     try:
-        summary = synth_shards(args.out, args.n, seed=args.seed, style=args.style, workers=args.workers, width=args.width)
+        summary = synth_shards(args.out, args.n, seed=args.seed, style=args.style, workers=args.workers, width=args.width, scale=args.scale)
     except (ShardError, RenderError, ValueError) as e:
         return _user_error(e)
     print(json.dumps(summary))
@@ -92,6 +92,7 @@ def register(sub) -> None:
     p.add_argument("--style", choices=["tailwind", "css", "mixed"], default="tailwind")
     p.add_argument("--workers", type=int, default=2, help="pages rendered at once")
     p.add_argument("--width", type=int, default=1280)
+    p.add_argument("--scale", type=float, default=1.0, help="screenshot pixels per CSS px (e.g. 0.4: 1280-px layout, 512-px image)")
     p.set_defaults(func=cmd_synth)
 
     p = dsub.add_parser("import", help="a folder of <id>.html + <id>.png pairs -> shards")

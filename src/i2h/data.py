@@ -61,17 +61,23 @@ def open_stream(source: str, *, config: str | None = None, split: str = "train")
 
 
 def _decode_image(value) -> Image.Image:
-    """A record's image ({'bytes', 'path'} or PIL) as RGB; raises on anything unreadable."""
+    """A record's image ({'bytes', 'path'} or PIL) as RGB, through the same checks and mode
+    conversions as inference (alpha on white, 16-bit scaled); raises on anything unreadable."""
+    from .images import load_image
+
     if isinstance(value, Image.Image):
-        img = value
-    elif isinstance(value, dict) and value.get("bytes"):
-        img = Image.open(io.BytesIO(value["bytes"]))
-    elif isinstance(value, dict) and value.get("path"):
-        img = Image.open(value["path"])
-    else:
-        raise ValueError("record has no image")
-    img.load()
-    return img.convert("RGB")
+        return load_image(value)
+    if isinstance(value, dict) and value.get("bytes"):
+        return load_image(value["bytes"])
+    if isinstance(value, dict) and value.get("path"):
+        return load_image(value["path"])
+    raise ValueError("record has no image")
+
+
+def text_digest(text) -> str:
+    import hashlib
+
+    return hashlib.blake2b(str(text).encode("utf-8", "replace"), digest_size=12).hexdigest()
 
 
 class WebSightStream(torch.utils.data.IterableDataset):
@@ -96,8 +102,17 @@ class WebSightStream(torch.utils.data.IterableDataset):
         world_size: int = 1,
         normalize: bool | Callable[[str], str] = True,
         read_batch: int = 16,
+        exclude: frozenset[str] = frozenset(),
+        batch_size: int = 1,
+        resume_batches: int = 0,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
+        # Records whose text digest is here are skipped (the validation hold-out of the same source).
+        self.exclude = exclude
+        # Exact resume: the DataLoader had already handed out `resume_batches` batches of `batch_size`
+        # this epoch; each reader skips what it produced of them (see __iter__).
+        self.batch_size, self.resume_batches, self.shuffle = batch_size, resume_batches, shuffle
         self.source, self.config, self.split = source, config, split
         self.tokenizer, self.processor = tokenizer, processor
         self.max_length, self.shuffle_buffer, self.seed = max_length, shuffle_buffer, seed
@@ -119,22 +134,48 @@ class WebSightStream(torch.utils.data.IterableDataset):
         from datasets.distributed import split_dataset_by_node
 
         ds = open_stream(self.source, config=self.config, split=self.split).reshard()
-        if self.shuffle_buffer > 1:
+        if self.shuffle and self.shuffle_buffer > 1:
             # Same seed on every rank and worker: they all see one shuffled order and take disjoint parts of it.
             ds = ds.shuffle(seed=self.seed, buffer_size=self.shuffle_buffer)
             ds.set_epoch(self.epoch)
-        info = torch.utils.data.get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        workers, role = self._role()
         # Ranks x workers as one flat set of readers: whole shards each when they divide evenly, else every
         # n-th example (split_dataset_by_node picks).
-        return split_dataset_by_node(ds, rank=self.rank * workers + worker, world_size=self.world_size * workers)
+        return split_dataset_by_node(ds, rank=self.rank * workers + role, world_size=self.world_size * workers)
+
+    def open_records(self) -> Iterator[dict]:
+        """The source's raw records ({image, text}) in stream order, unshuffled, in this process."""
+        for batch in open_stream(self.source, config=self.config, split=self.split).iter(batch_size=self.read_batch):
+            for image, text in zip(batch["image"], batch["text"]):
+                yield {"image": image, "text": text}
+
+    def _role(self) -> tuple[int, int]:
+        """(number of workers, which reader this worker plays). The DataLoader asks workers in turn,
+        worker 0 first; after a resume at batch G the next batch belongs to reader G % W, so roles rotate."""
+        info = torch.utils.data.get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        return workers, (worker + self.resume_batches) % workers
+
+    def _to_skip(self) -> int:
+        """Examples this reader already produced before the resume point (batches g < G with g % W == role)."""
+        workers, role = self._role()
+        done = max(0, (self.resume_batches - role + workers - 1) // workers)
+        return done * self.batch_size
 
     def __iter__(self) -> Iterator[dict]:
         ds = self._dataset_for_this_worker()
         pending: Counter = Counter()
+        skip = self._to_skip()
         # `.iter(batch_size)` reads this worker's part as is; plain iteration would shard across workers again.
         for batch in ds.iter(batch_size=self.read_batch):
             for image, text in zip(batch["image"], batch["text"]):
+                if self.exclude and text_digest(text) in self.exclude:
+                    continue
+                if skip:
+                    # Fast-forward on the text alone (no image decoding); only a corrupt image inside the
+                    # skipped stretch could make this count differ from the first pass.
+                    skip -= self._target(text) is not None
+                    continue
                 example = self._prepare(image, text, pending)
                 if example is not None:
                     example["stats"] = dict(pending)
@@ -142,6 +183,20 @@ class WebSightStream(torch.utils.data.IterableDataset):
                     yield example
         if pending:  # drops after the last example still reach the counts
             yield {"stats": dict(pending)}
+
+    def _target(self, text) -> list[int] | None:
+        """Token ids of a record's HTML (ending in EOS), or None when it has none or is too long."""
+        try:
+            if not isinstance(text, str) or not text.strip():
+                return None
+            if self.normalize:
+                text = self.normalize(text)
+            ids = list(self.tokenizer(text)["input_ids"])
+        except Exception:
+            return None
+        if self.eos_id is not None and (not ids or ids[-1] != self.eos_id):
+            ids.append(self.eos_id)  # every target ends in EOS, whatever the tokenizer's template
+        return ids if len(ids) <= self.max_length else None
 
     def _prepare(self, image, text, pending: Counter) -> dict | None:
         try:
@@ -213,9 +268,12 @@ class TrainLoader:
         )
         self.stats: Counter = Counter()
         self.examples = 0
+        self.epoch = dataset.epoch
+        self.batches = dataset.resume_batches  # DataLoader batches handed out this epoch (empty ones too)
 
     def __iter__(self) -> Iterator[dict]:
         for batch in self.loader:
+            self.batches += 1
             self.stats.update(batch["stats"])
             if batch["size"]:
                 self.examples += batch["size"]
@@ -223,6 +281,16 @@ class TrainLoader:
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
+        self.epoch = epoch
+
+    def next_epoch(self) -> None:
+        """The stream ran out: start the next pass, in a new shuffle order, from its beginning."""
+        self.set_epoch(self.epoch + 1)
+        self.dataset.resume_batches = self.batches = 0
+
+    def position(self) -> dict:
+        """Where the stream stands, for a checkpoint; make_loader(start_epoch=, start_batches=) resumes there."""
+        return {"epoch": self.epoch, "batches": self.batches}
 
 
 def make_loader(
@@ -239,8 +307,38 @@ def make_loader(
     rank: int = 0,
     world_size: int = 1,
     normalize: bool | Callable[[str], str] = True,
+    exclude: frozenset[str] = frozenset(),
+    start_epoch: int = 0,
+    start_batches: int = 0,
 ) -> TrainLoader:
-    """The training loader for a Hub dataset id (+config) or local shards: one code path for both."""
+    """The training loader for a Hub dataset id (+config) or local shards: one code path for both.
+
+    `start_epoch`/`start_batches` resume a stream exactly where `TrainLoader.position()` left it."""
     ds = WebSightStream(source, tokenizer, processor, config=config, max_length=max_length, shuffle_buffer=shuffle_buffer,
-                        seed=seed, rank=rank, world_size=world_size, normalize=normalize)
+                        seed=seed, rank=rank, world_size=world_size, normalize=normalize, exclude=exclude,
+                        batch_size=batch_size, resume_batches=start_batches)
+    ds.set_epoch(start_epoch)
     return TrainLoader(ds, batch_size=batch_size, num_workers=num_workers)
+
+
+def open_val_set(source: str, tokenizer, processor, *, config: str | None = None, n: int = 64, batch_size: int = 8,
+                 max_length: int = 1024, normalize: bool | Callable[[str], str] = True) -> tuple[list[dict], frozenset[str]]:
+    """A fixed, capped validation set: the first `n` usable records of `source` in stream order, as padded
+    batches held in memory (preprocessed once), and the digests of their texts (to keep them out of training
+    when train and validation share a source)."""
+    ds = WebSightStream(source, tokenizer, processor, config=config, max_length=max_length, shuffle=False,
+                        normalize=normalize)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    examples, digests = [], set()
+    for raw in ds.open_records():
+        example = ds._prepare(raw["image"], raw["text"], Counter())
+        if example is None:
+            continue
+        examples.append(example)
+        digests.add(text_digest(raw["text"]))
+        if len(examples) >= n:
+            break
+    if not examples:
+        raise DataError(f"{source}: no usable validation records (all corrupt or longer than {max_length} tokens)")
+    batches = [collate(examples[i : i + batch_size], 0 if pad is None else pad) for i in range(0, len(examples), batch_size)]
+    return batches, frozenset(digests)

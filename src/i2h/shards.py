@@ -153,6 +153,7 @@ def synth_shards(
     shard_size: int = SHARD_SIZE,
     timeout_s: float = 10.0,
     progress: bool = True,
+    scale: float = 1.0,
 ) -> dict:
     """Pages 0..n-1 of stream `seed` rendered into shards in `out`; existing pages are kept, not redone.
 
@@ -165,14 +166,14 @@ def synth_shards(
     resolve_style(style, seed, 0)  # a bad style fails here, before a browser starts
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
-    _check_manifest(directory, {"kind": "synth", "seed": seed, "style": style, "width": width})
+    _check_manifest(directory, {"kind": "synth", "seed": seed, "style": style, "width": width, "scale": scale})
     _clean_temporaries(directory)
     todo = missing_ranges(n, _covered(directory, "synth"), shard_size)
     total = sum(b - a for a, b in todo)
     written, failed, start = 0, [], time.perf_counter()
     if total:
         bar = _progress(total, "synth") if progress else None
-        with Renderer(width=width, full_page=True, timeout_s=timeout_s, pool_size=workers) as renderer:
+        with Renderer(width=width, full_page=True, timeout_s=timeout_s, pool_size=workers, scale=scale) as renderer:
             for a, b in todo:
                 rows = []
                 step = 4 * workers  # small batches keep the progress bar moving
@@ -182,7 +183,7 @@ def synth_shards(
                         if res.error:  # reported, not stored: a blank image would teach the model nonsense
                             failed.append((page.index, res.error))
                             continue
-                        rows.append(Row(res.png, page.html, f"synth-{seed}-{page.index}", seed, page.index, page.style, res.page_width, res.page_height))
+                        rows.append(Row(res.png, page.html, f"synth-{seed}-{page.index}", seed, page.index, page.style, res.image.width, res.image.height))
                     if bar:
                         bar.update(len(pages))
                 write_shard(rows, directory / f"synth-{a:08d}-{b:08d}.parquet")
