@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "i2h.cli_train",
     "i2h.cli_eval",
     "i2h.cli_data",
+    "i2h.cli_serve",
 )
 
 
