@@ -71,3 +71,21 @@ def test_mnv3_distilbart_sizes():
     assert 1.4e6 < p["vision_encoder"] < 1.6e6  # MobileNetV3-Small without its classifier
     text = p["embeddings"] + p["text_encoder"] + p["decoder"]
     assert 225e6 < text < 235e6  # DistilBART 6-6
+
+
+@pytest.mark.parametrize("preset_family", ["bart", "t5"])
+def test_masked_logits_equal_the_full_forward(tiny_tokenizer, preset_family):
+    from i2h.config import T5_BASE
+
+    cfg = get_preset("tiny")
+    if preset_family == "t5":
+        t5 = dict(T5_BASE, d_model=64, d_kv=16, d_ff=128, num_layers=1, num_decoder_layers=1, num_heads=2)
+        cfg = dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, family="t5", arch=t5))
+    bundle = create(cfg, tokenizer=tiny_tokenizer)
+    model = bundle.model.eval()
+    pixels, labels = _batch(bundle)
+    dec = torch.randint(4, bundle.model.config.vocab_size, labels.shape)
+    full = model(pixels, decoder_input_ids=dec).logits
+    mask = labels != -100
+    part = model(pixels, decoder_input_ids=dec, logits_mask=mask).logits
+    assert torch.allclose(full[mask], part, atol=1e-5)

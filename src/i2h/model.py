@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -154,14 +155,29 @@ class I2HModel(nn.Module):
             x = self.text.get_encoder()(inputs_embeds=x).last_hidden_state
         return x
 
-    def forward(self, pixel_values, labels=None, decoder_input_ids=None, decoder_attention_mask=None):
+    def forward(self, pixel_values, labels=None, decoder_input_ids=None, decoder_attention_mask=None, logits_mask=None):
+        """With `logits_mask` (B, T) bool, returns `.logits` (M, V) for the masked positions only: the
+        vocabulary projection of padding is most of a small model's training step, so skip it."""
         memory = self.encode(pixel_values)
-        return self.text(
-            encoder_outputs=BaseModelOutput(last_hidden_state=memory),
-            labels=labels,
-            decoder_input_ids=decoder_input_ids,
-            decoder_attention_mask=decoder_attention_mask,
-        )
+        if logits_mask is None:
+            return self.text(
+                encoder_outputs=BaseModelOutput(last_hidden_state=memory),
+                labels=labels,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+            )
+        hidden = self.text.get_decoder()(
+            input_ids=decoder_input_ids, attention_mask=decoder_attention_mask, encoder_hidden_states=memory
+        ).last_hidden_state  # (B, T, D)
+        return SimpleNamespace(logits=self.lm_logits(hidden[logits_mask]))  # (M, V)
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Decoder states (..., D) -> vocabulary logits (..., V), as the text model's own head computes them."""
+        if self.config.text.family == "t5" and self.text.config.tie_word_embeddings:
+            hidden = hidden * self.text.config.d_model**-0.5  # T5 rescales before a tied head
+        logits = self.text.lm_head(hidden)
+        bias = getattr(self.text, "final_logits_bias", None)  # BART's
+        return logits + bias if bias is not None else logits
 
     @torch.no_grad()
     def generate(self, pixel_values: torch.Tensor, memory: torch.Tensor | None = None, **gen_kwargs):
