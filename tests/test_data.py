@@ -37,7 +37,7 @@ def shard_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("shards")
     rows = [Row(_png((i, 0, 0)), generate_page(0, i, "tailwind").html[:300] if i % 5 else "<p>short</p>", f"r{i}", 0, i, "tailwind", 64, 48)
             for i in range(40)]
-    rows[13] = Row(b"not a png at all", rows[13].text, "r13", 0, 13, "tailwind", 64, 48)
+    rows[13] = Row(b"not a png at all", "<p>short</p>", "r13", 0, 13, "tailwind", 64, 48)
     write_shard(rows[:20], d / "synth-00000000-00000020.parquet")
     write_shard(rows[20:], d / "synth-00000020-00000040.parquet")
     return d
@@ -58,7 +58,8 @@ def test_loader_batches_padding_and_counts(shard_dir, workers):
                          max_length=200, shuffle_buffer=8, normalize=False)
     batches = list(loader)
     n = sum(b["size"] for b in batches)
-    # 40 rows: row 13 corrupt; the 300-character pages are over 200 tokens; the 8 short ones (0, 5, ..., 35) fit
+    # 40 rows: row 13 corrupt (its text is short: length is checked before an image is decoded);
+    # the other 300-character pages are over 200 tokens; the 8 short ones (0, 5, ..., 35) fit
     assert loader.stats["corrupt"] == 1
     assert loader.stats["too_long"] == 31
     assert n == 8

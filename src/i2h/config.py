@@ -234,14 +234,14 @@ PRESETS: dict[str, I2HConfig] = {
     # From scratch, CPU-sized, our tokenizer. `tiny` is for tests (a few seconds).
     "tiny": I2HConfig(
         vision=VisionConfig(kind="timm", name="mobilenetv3_small_050"),
-        text=TextConfig(family="bart", arch=_small_bart(64, 1, 1, 2, 128, 1024)),
-        image=ImageConfig(width=128, height=128), max_length=1024, tokenizer="own",
+        text=TextConfig(family="bart", arch=_small_bart(64, 1, 1, 2, 128, 2048)),
+        image=ImageConfig(width=128, height=128), max_length=2048, tokenizer="own",
     ),
     # The future default model.
     "small": I2HConfig(
         vision=VisionConfig(kind="timm", name="mobilenetv3_small_100"),
-        text=TextConfig(family="bart", arch=_small_bart(256, 3, 4, 4, 1024, 1536)),
-        image=ImageConfig(width=512, height=512), max_length=1536, tokenizer="own",
+        text=TextConfig(family="bart", arch=_small_bart(256, 3, 4, 4, 1024, 2048)),
+        image=ImageConfig(width=512, height=512), max_length=2048, tokenizer="own",
     ),
 }
 PRESETS = {name: dataclasses.replace(cfg, preset=name) for name, cfg in PRESETS.items()}

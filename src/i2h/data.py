@@ -202,17 +202,17 @@ class WebSightStream(torch.utils.data.IterableDataset):
         try:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError("record has no HTML text")
-            pixels = self.processor(_decode_image(image))
             if self.normalize:
                 text = self.normalize(text)
             ids = list(self.tokenizer(text)["input_ids"])
+            if self.eos_id is not None and (not ids or ids[-1] != self.eos_id):
+                ids.append(self.eos_id)  # every target ends in EOS, whatever the tokenizer's template
+            if len(ids) > self.max_length:
+                pending["too_long"] += 1
+                return None  # decided before the image is decoded: no work spent on a dropped record
+            pixels = self.processor(_decode_image(image))
         except Exception:  # any unreadable record: skip and count, never end the stream
             pending["corrupt"] += 1
-            return None
-        if self.eos_id is not None and (not ids or ids[-1] != self.eos_id):
-            ids.append(self.eos_id)  # every target ends in EOS, whatever the tokenizer's template
-        if len(ids) > self.max_length:
-            pending["too_long"] += 1
             return None
         return {"pixel_values": pixels, "input_ids": torch.tensor(ids, dtype=torch.long)}
 

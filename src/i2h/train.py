@@ -315,8 +315,9 @@ def train(cfg: TrainConfig) -> Path:
             for batch in val_batches:
                 labels = batch["labels"].to(accelerator.device)
                 dec = decoder_inputs(labels, pad_id, start_id)
-                logits = model(batch["pixel_values"].to(accelerator.device), decoder_input_ids=dec).logits
-                loss, correct, counted = loss_and_accuracy(logits, labels)
+                mask = labels != -100
+                logits = model(batch["pixel_values"].to(accelerator.device), decoder_input_ids=dec, logits_mask=mask).logits
+                loss, correct, counted = loss_and_accuracy(logits, labels[mask])
                 total_loss += float(loss) * int(counted)
                 total_tokens += int(counted)
                 total_correct += int(correct)
@@ -432,9 +433,11 @@ def train(cfg: TrainConfig) -> Path:
         gen.manual_seed(step_seed)
         labels = batch["labels"].to(accelerator.device)
         dec = perturb(decoder_inputs(labels, pad_id, start_id).cpu(), labels.cpu(), cfg.perturb_prob, vocab, gen)
+        mask = labels != -100
         with accelerator.autocast():
-            logits = model(batch["pixel_values"].to(accelerator.device), decoder_input_ids=dec.to(accelerator.device)).logits
-            loss, correct, counted = loss_and_accuracy(logits, labels, cfg.label_smoothing)
+            logits = model(batch["pixel_values"].to(accelerator.device), decoder_input_ids=dec.to(accelerator.device),
+                           logits_mask=mask).logits  # (tokens, V): padding is never projected
+            loss, correct, counted = loss_and_accuracy(logits, labels[mask], cfg.label_smoothing)
         accelerator.backward(loss)
         if cfg.clip_grad > 0:
             accelerator.clip_grad_norm_(model.parameters(), cfg.clip_grad)
@@ -444,7 +447,7 @@ def train(cfg: TrainConfig) -> Path:
         timers["step"] += time.perf_counter() - t1
         samples += batch["size"] * world
         tokens += int(counted) * world
-        loss_value = float(loss)
+        loss_value = float(loss.detach())
         if step % cfg.log_every == 0 or step == cfg.max_steps:
             elapsed = timers["data"] + timers["step"]
             curves.add("train", step, loss=loss_value, lr=lr_at(step - 1, cfg), token_acc=int(correct) / max(int(counted), 1))
