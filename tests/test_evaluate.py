@@ -219,3 +219,32 @@ def test_eval_on_dev_data(shared_data, tmp_path, renderer, name, train):
     assert set(result["systems"]) == {"blank", "nearest", "oracle"}
     assert result["systems"]["oracle"]["mean"]["text"] == pytest.approx(1.0)
     assert (tmp_path / "metrics.json").exists() and (tmp_path / "report.html").exists()
+
+
+def test_grounded_views_share_one_generation():
+    from types import SimpleNamespace
+
+    from i2h.evaluate import _GroundedViews
+    from i2h.generate import Prediction
+
+    calls = []
+
+    class Model:
+        def predict_full(self, images, ground=None):
+            calls.append(len(images))
+            out = []
+            for _ in images:
+                g = ground("<p>model</p>", None)
+                out.append(Prediction(html=g.html, tokens=3, truncated=False, loop_cut=False, seconds=1.5, grounding=g))
+            return out
+
+    def grounder(html, image):
+        return SimpleNamespace(html="<p>read</p>", source_html=html, seconds=0.5)
+
+    views = _GroundedViews(Model(), grounder)
+    images = [object(), object()]
+    plain = views.view(grounded=False).predict_full(images)
+    grounded = views.view(grounded=True).predict_full(images)
+    assert calls == [2]
+    assert [p.html for p in plain] == ["<p>model</p>"] * 2 and plain[0].seconds == 1.0
+    assert [p.html for p in grounded] == ["<p>read</p>"] * 2 and grounded[0].seconds == 1.5

@@ -169,8 +169,15 @@ def save(bundle: Bundle, out: str | Path) -> Path:
     from safetensors.torch import save_model
 
     out = Path(out)
+    optimized = getattr(bundle.model, "optimized", None)  # set by i2h.export / i2h.prune
+    if optimized and optimized.get("quantization"):
+        from .export import save_quantized
+
+        return save_quantized(bundle, out)
     with atomic_dir(out) as tmp:
         data = {"model_type": "i2h", "format_version": FORMAT_VERSION, **bundle.model.config.to_dict()}
+        if optimized:
+            data["optimized"] = optimized
         (tmp / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True))
         # save_model handles tied tensors (shared embeddings / LM head) that save_file refuses.
         save_model(bundle.model, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
@@ -186,6 +193,7 @@ def _upgrade(data: dict) -> dict:
     if data.pop("model_type", "i2h") != "i2h":
         raise CheckpointError("not an i2h model (config.json model_type is not 'i2h')")
     data.pop("format_version", 0)
+    data.pop("optimized", None)  # pruned heads / int8 layers: read by load(), not part of the architecture
     return data
 
 
@@ -223,14 +231,21 @@ def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> Bundle
         bundle.model.to(device).eval()
         return bundle
     try:
-        cfg = I2HConfig.from_dict(_upgrade(json.loads((where / CONFIG_FILE).read_text())))
+        raw = json.loads((where / CONFIG_FILE).read_text())
+        cfg = I2HConfig.from_dict(_upgrade(raw))
     except (json.JSONDecodeError, ConfigError) as e:
         raise CheckpointError(f"{where / CONFIG_FILE}: unreadable config ({e})") from None
     model = I2HModel(cfg, load_weights=False)
     weights = where / WEIGHTS_FILE
     if not weights.exists():
         raise CheckpointError(f"{where}: no {WEIGHTS_FILE}; the directory is incomplete")
-    missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
+    if raw.get("optimized"):  # an exported int8 or head-pruned model (i2h export / i2h prune)
+        from .export import load_optimized
+
+        load_optimized(model, where, raw["optimized"], device)
+        missing = unexpected = None
+    else:
+        missing, unexpected = load_model(model, str(weights), strict=False, device=str(device))
     if missing or unexpected:
         raise CheckpointError(f"{weights}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     gen_path = where / GENERATION_FILE

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "i2h.cli_eval",
     "i2h.cli_data",
     "i2h.cli_serve",
+    "i2h.cli_fast",
 )
 
 

@@ -30,6 +30,8 @@ def register(sub) -> None:
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     e.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per render (default 10)")
     e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-ground-text", action="store_true",
+                   help="report only the model's own text (default: also model+ground, with OCR text put in)")
     e.set_defaults(func=cmd_eval)
 
 
@@ -66,8 +68,17 @@ def cmd_eval(args) -> int:
                 return 2
         clip = ClipScorer(args.clip, device=args.device) if args.clip else None
         baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
-        result = evaluate(predictor, args.data, args.out, n=args.n, train=args.train, baselines=baselines,
-                          clip=clip, timeout_s=args.timeout, progress=not args.no_progress)
+        grounder = None
+        if predictor is not None and not args.no_ground_text:
+            from .ground import make_grounder
+
+            grounder = make_grounder()
+        try:
+            result = evaluate(predictor, args.data, args.out, n=args.n, train=args.train, baselines=baselines,
+                              clip=clip, timeout_s=args.timeout, progress=not args.no_progress, grounder=grounder)
+        finally:
+            if grounder is not None:
+                grounder.close()
     except (DataError, ImageError, ValueError) as e:
         _err(str(e))
         return 2
@@ -75,7 +86,7 @@ def cmd_eval(args) -> int:
         m = s["mean"]
         fields = " ".join(f"{k}={100 * m[k]:.1f}" for k in ("overall", "block_match", "text", "position", "color",
                                                                "visual", "clip") if m.get(k) is not None)
-        print(f"{name:>8}: {fields}  render failures={len(s['render_failures'])}")
+        print(f"{name:>12}: {fields}  render failures={len(s['render_failures'])}")
     print(f"wrote {args.out}/metrics.json and {args.out}/report.html "
           f"({result['n_pages']} pages, {result['seconds']:.0f} s)")
     return 0

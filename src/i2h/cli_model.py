@@ -24,6 +24,13 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    g.add_argument("--compare", action="store_true",
+                   help="also write <stem>.compare.png: the input beside the rendered output")
+    g.add_argument("--no-ground-text", action="store_true",
+                   help="keep the model's own text (default: put the text OCR reads in the screenshot into the HTML)")
+    g.add_argument("--backend", choices=["auto", "hf", "onnx"], default="auto",
+                   help="auto: the lean greedy loop (same tokens as hf); hf: Hugging Face generate; "
+                        "onnx: ONNX Runtime on a model from `i2h export --format onnx`")
     g.set_defaults(func=cmd_generate)
 
     m = sub.add_parser("model", help="create or inspect a model").add_subparsers(dest="model_cmd", metavar="ACTION")
@@ -67,21 +74,24 @@ def cmd_generate(args) -> int:
     from .images import ImageError
 
     try:
-        predictor = load(args.model, device=args.device)
-    except (CheckpointError, RuntimeError) as e:
+        predictor = load(args.model, device=args.device, backend=args.backend)
+    except (CheckpointError, RuntimeError, ValueError) as e:
         _err(str(e))
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from .checkpoint import atomic_write_text
 
+    from .ground import make_grounder
+
+    grounder = make_grounder(enabled=not args.no_ground_text)
     failed = 0
     total = len(args.images)
     for start in range(0, total, args.batch_size):
         chunk = args.images[start : start + args.batch_size]
         results = predictor.predict_paths(
             chunk, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=args.sample,
-            temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+            temperature=args.temperature, top_p=args.top_p, seed=args.seed, ground=grounder,
         )
         for path, res in zip(chunk, results):
             if isinstance(res, ImageError):
@@ -90,13 +100,34 @@ def cmd_generate(args) -> int:
                 continue
             dest = out / f"{Path(path).stem}.html"
             atomic_write_text(dest, res.html)
+            if args.compare:
+                _write_compare(path, res.html, out / f"{Path(path).stem}.compare.png")
             note = " (hit the token limit: page may be incomplete)" if res.truncated else ""
             note += " (repetition loop cut)" if res.loop_cut else ""
             print(f"[{start + chunk.index(path) + 1}/{total}] {path} -> {dest}: {res.tokens} tokens, "
                   f"{res.seconds:.2f}s{note}", file=sys.stderr)
+    if grounder is not None:
+        grounder.close()
     if failed:
         _err(f"{failed} of {total} input(s) failed")
     return 1 if failed else 0
+
+
+def _write_compare(image_path, html: str, dest: Path) -> None:
+    """Render the output at the input's size (offline renderer) and save input | output side by side."""
+    import os
+
+    from .images import load_image, side_by_side
+    from .render import Renderer
+
+    shot = load_image(image_path)
+    with Renderer(width=shot.width, height=min(shot.height, 4096), full_page=False, pool_size=1) as renderer:
+        rendered = renderer.render(html)
+    if rendered.error:
+        _err(f"{image_path}: the output did not render ({rendered.error}); comparison shows a blank page")
+    tmp = dest.with_name(f".{dest.name}.tmp.png")
+    side_by_side(shot, rendered.image).save(tmp)
+    os.replace(tmp, dest)
 
 
 def cmd_model_create(args) -> int:

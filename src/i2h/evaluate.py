@@ -1,6 +1,8 @@
 """Render-and-compare evaluation: predictors and baselines over page pairs -> metrics.json and report.html."""
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import html as htmlmod
 import json
@@ -282,6 +284,38 @@ def _predict(system, images: list[Image.Image], ids: list[str]) -> tuple[list[st
     return htmls, errors, meta
 
 
+class _GroundedViews:
+    """One generation, two systems: the model's own HTML and the same HTML after text grounding.
+
+    Both views are asked for the same screenshot list in turn (the evaluation loop does that); the model
+    runs once per list and the grounded view reuses its predictions."""
+
+    def __init__(self, predictor, grounder):
+        self.predictor, self.grounder = predictor, grounder
+        self._key, self._preds = None, None
+
+    def _run(self, images):
+        key = tuple(id(img) for img in images)
+        if key != self._key:
+            self._key, self._preds = key, self.predictor.predict_full(images, ground=self.grounder)
+        return self._preds
+
+    def view(self, grounded: bool):
+        views = self
+
+        class View:
+            def predict_full(self, images):
+                out = []
+                for p in views._run(images):
+                    g = p.grounding
+                    html = p.html if grounded or g is None else (g.source_html or p.html)
+                    seconds = p.seconds if grounded or g is None else p.seconds - (g.seconds or 0.0)
+                    out.append(dataclasses.replace(p, html=html, seconds=seconds))
+                return out
+
+        return View()
+
+
 def _save(img: Image.Image, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     img.save(tmp, format="JPEG", quality=80)
@@ -304,9 +338,12 @@ def evaluate(predictor=None, data: str | Path = "", out_dir: str | Path = "eval"
              train: str | Path | None = None, baselines: Sequence[str] = DEFAULT_BASELINES,
              model_name: str = "model", clip: M.ClipScorer | None = None, pictures: Sequence[str] | None = None,
              timeout_s: float = 10.0, pool_size: int = 2, progress: bool = True,
-             renderer=None) -> dict[str, Any]:
+             renderer=None, grounder=None) -> dict[str, Any]:
     """Run `predictor` (anything with predict(images) -> list[str]; may be None) and the baselines over the
-    pairs in `data`, render, score, and write OUT/metrics.json and OUT/report.html. Returns the metrics."""
+    pairs in `data`, render, score, and write OUT/metrics.json and OUT/report.html. Returns the metrics.
+
+    With a `grounder` (i2h.ground), the model is reported twice from one generation: `model` (its own
+    text) and `model+ground` (OCR text put into its HTML), so its reading and the grounding stay apart."""
     from tqdm import tqdm
 
     from .images import ImageError
@@ -316,7 +353,11 @@ def evaluate(predictor=None, data: str | Path = "", out_dir: str | Path = "eval"
     pairs = load_pairs(data, n)
     notes: list[str] = []
     systems: dict[str, Any] = {}
-    if predictor is not None:
+    if predictor is not None and grounder is not None:
+        views = _GroundedViews(predictor, grounder)
+        systems[model_name] = views.view(grounded=False)
+        systems[f"{model_name}+ground"] = views.view(grounded=True)
+    elif predictor is not None:
         systems[model_name] = predictor
     for name in baselines:
         if name == "blank":
@@ -336,7 +377,7 @@ def evaluate(predictor=None, data: str | Path = "", out_dir: str | Path = "eval"
     if not systems:
         raise ValueError("nothing to evaluate: give a model or at least one baseline")
     if pictures is None:
-        pictures = [model_name] if predictor is not None else [s for s in ("nearest", "blank") if s in systems][:1]
+        pictures = ([f"{model_name}+ground"] if grounder is not None else [model_name]) if predictor is not None else [s for s in ("nearest", "blank") if s in systems][:1]
     pictures = [s for s in pictures if s in systems]
 
     out = Path(out_dir)

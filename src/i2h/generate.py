@@ -28,6 +28,9 @@ class Prediction:
     loop_cut: bool  # a repetition loop was detected and its tail removed
     seconds: float
     raw: str = field(default="", repr=False)  # the decoded text before loop cutting and repair
+    # Text grounding (i2h.ground): its GroundResult when `ground` was given; `.source_html` is the model's
+    # own page, so evaluation can score the model's reading and the grounding separately.
+    grounding: object = field(default=None, repr=False)
 
 
 def find_loop(ids: Sequence[int], max_period: int = LOOP_MAX_PERIOD, min_span: int = LOOP_MIN_SPAN,
@@ -99,7 +102,10 @@ class _LoopStop:
 class Predictor:
     """Load a model once; predict(images) -> list of HTML documents."""
 
-    def __init__(self, bundle, device: str | torch.device = "cpu"):
+    def __init__(self, bundle, device: str | torch.device = "cpu", backend: str = "auto",
+                 model_dir: str | Path | None = None):
+        """`backend`: "auto" (the lean greedy loop of i2h.fast where it gives HF's exact tokens, else HF
+        generate), "hf" (always HF generate), or "onnx" (ONNX Runtime; `model_dir` holds the export)."""
         self.bundle = bundle
         self.device = torch.device(device)
         self.model = bundle.model.to(self.device).eval()
@@ -109,14 +115,43 @@ class Predictor:
         self.generation = dict(bundle.generation)
         # BART's configs force EOS at the length limit, which would pass off a cut page as whole.
         self.model.text.generation_config.forced_eos_token_id = None
+        self._init_backend(backend, model_dir)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu") -> "Predictor":
-        from .checkpoint import load
+    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu", backend: str = "auto") -> "Predictor":
+        from .checkpoint import load, resolve
 
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda: no CUDA device is available here; use --device cpu")
-        return cls(load(name_or_path, device=device), device=device)
+        where = resolve(name_or_path)
+        return cls(load(where, device=device), device=device, backend=backend,
+                   model_dir=where if isinstance(where, Path) else None)
+
+    # ---- decoding backends (i2h.fast, i2h.export) ----
+    def _init_backend(self, backend: str, model_dir) -> None:
+        if backend not in ("auto", "hf", "onnx"):
+            raise ValueError(f"backend {backend!r}: choose auto, hf or onnx")
+        self.backend, self._onnx = backend, None
+        if backend == "onnx":
+            from .export import ONNX_DIR, OnnxDecoder
+
+            if model_dir is None:
+                raise ValueError("the onnx backend needs a model directory made by `i2h export --format onnx`")
+            if self.device.type != "cpu":
+                raise ValueError("the onnx backend runs on the CPU; use --device cpu")
+            self._onnx = OnnxDecoder(self.model, Path(model_dir) / ONNX_DIR)
+
+    def _generate(self, pixels: torch.Tensor, stops, kw: dict, streamer=None) -> torch.Tensor:
+        """Token ids (B, T): ONNX Runtime, the lean greedy loop (same tokens as HF), or HF generate."""
+        from . import fast
+
+        if self._onnx is not None:
+            if fast.supports(self.model, **kw):
+                raise ValueError(f"the onnx backend decodes greedily only: {fast.supports(self.model, **kw)}")
+            return self._onnx.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
+        if self.backend == "auto" and fast.supports(self.model, **kw) is None:
+            return fast.greedy_generate(self.model, pixels, stopping_criteria=stops, streamer=streamer, **kw)
+        return self.model.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
 
     def _gen_kwargs(self, max_new_tokens, num_beams, do_sample, temperature, top_p, seed):
         kw = dict(self.generation)
@@ -134,9 +169,11 @@ class Predictor:
     @torch.inference_mode()
     def predict_full(self, images, max_new_tokens: int | None = None, num_beams: int | None = None,
                      do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-                     seed: int | None = None, batch_size: int = 8, loop_guard: bool = True) -> list[Prediction]:
+                     seed: int | None = None, batch_size: int = 8, loop_guard: bool = True,
+                     ground=None) -> list[Prediction]:
         """Screenshots (paths, bytes or PIL images) -> Predictions. Raises ImageError for a bad image;
-        use `predict_paths` to get per-input errors in a batch instead."""
+        use `predict_paths` to get per-input errors in a batch instead. `ground`: a callable (html, image)
+        -> GroundResult, e.g. i2h.ground.make_grounder(), applied to each page after generation."""
         pil = [load_image(img) for img in images]
         out: list[Prediction] = []
         for start in range(0, len(pil), batch_size):
@@ -147,6 +184,8 @@ class Predictor:
             for p in preds:
                 p.seconds += extra
             out.extend(preds)
+        if ground is not None:
+            _apply_grounding(out, pil, ground)
         return out
 
     @torch.inference_mode()
@@ -161,7 +200,7 @@ class Predictor:
         stops = StoppingCriteriaList([_LoopStop(prompt_len=1)] if loop_guard else [])
         was_training = self.model.training
         self.model.eval()
-        seqs = self.model.generate(pixels.to(self.device), stopping_criteria=stops, **kw)
+        seqs = self._generate(pixels.to(self.device), stops, kw)
         self.model.train(was_training)
         seconds = (time.perf_counter() - t0) / len(pixels)
         return [self._finish(row, kw, seconds, loop_guard) for row in seqs.tolist()]
@@ -188,7 +227,7 @@ class Predictor:
             t0 = time.perf_counter()
             try:
                 with torch.inference_mode():
-                    result["seqs"] = self.model.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
+                    result["seqs"] = self._generate(pixels, stops, kw, streamer=streamer)
             except BaseException as e:  # re-raised in the caller's thread
                 result["error"] = e
                 streamer.end()
@@ -250,10 +289,21 @@ class Predictor:
         return results
 
 
-def load(name_or_path: str | Path = None, device: str = "cpu") -> Predictor:
+def _apply_grounding(preds: list[Prediction], images: list, ground) -> None:
+    """Text grounding hook (i2h.ground): each page's text replaced by what OCR reads in its screenshot.
+    A page whose grounding fails keeps the model's HTML; the reason is in `.grounding.error`."""
+    for p, img in zip(preds, images):
+        g = ground(p.html, img)
+        p.grounding = g
+        if g.error is None:
+            p.html = g.html
+            p.seconds += g.seconds
+
+
+def load(name_or_path: str | Path = None, device: str = "cpu", backend: str = "auto") -> Predictor:
     """`i2h.load(path_or_id)`: a ready Predictor. With no argument, the bundled default model."""
     if name_or_path is None:
         from .checkpoint import default_model_dir
 
         name_or_path = default_model_dir()
-    return Predictor.from_pretrained(name_or_path, device=device)
+    return Predictor.from_pretrained(name_or_path, device=device, backend=backend)

@@ -138,3 +138,22 @@ class ImageProcessor:
         d.pop("image_processor_type", None)
         return cls(width=int(d["width"]), height=int(d["height"]), mean=tuple(d["mean"]),
                    std=tuple(d["std"]), pad_value=int(d.get("pad_value", 255)))
+
+
+def side_by_side(left: Image.Image, right: Image.Image, labels=("input", "generated"), width: int = 640) -> Image.Image:
+    """Two screenshots at one width, next to each other under their labels: what a person compares."""
+    from PIL import ImageDraw
+
+    def fit(img):
+        img = to_rgb(img)
+        return img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.BILINEAR)
+
+    a, b = fit(left), fit(right)
+    pad, head = 16, 28
+    canvas = Image.new("RGB", (2 * width + 3 * pad, max(a.height, b.height) + head + 2 * pad), (236, 238, 242))
+    draw = ImageDraw.Draw(canvas)
+    for x, img, label in ((pad, a, labels[0]), (2 * pad + width, b, labels[1])):
+        draw.text((x, pad // 2 + 4), label, fill=(40, 40, 40))
+        canvas.paste(img, (x, pad + head - 8))
+        draw.rectangle((x - 1, pad + head - 9, x + img.width, pad + head - 8 + img.height), outline=(160, 160, 170))
+    return canvas
