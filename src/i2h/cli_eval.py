@@ -30,6 +30,7 @@ def register(sub) -> None:
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     e.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per render (default 10)")
     e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--max-new-tokens", type=int, default=None, help="cap the model's output length (default: its own)")
     e.add_argument("--no-ground-text", action="store_true",
                    help="report only the model's own text (default: also model+ground, with OCR text put in)")
     e.set_defaults(func=cmd_eval)
@@ -63,6 +64,8 @@ def cmd_eval(args) -> int:
 
             try:
                 predictor = load(args.model, device=args.device)
+                if args.max_new_tokens:
+                    predictor.generation["max_new_tokens"] = args.max_new_tokens
             except (OSError, RuntimeError) as e:
                 _err(f"--model {args.model}: cannot load ({e}); give a model directory, preset or Hub id")
                 return 2

@@ -316,6 +316,16 @@ class _GroundedViews:
         return View()
 
 
+class _GroundedBaseline:
+    """A baseline's pages with the same text grounding as the model: what OCR alone adds, to compare."""
+
+    def __init__(self, base, grounder):
+        self.base, self.grounder = base, grounder
+
+    def predict(self, images):
+        return [self.grounder(html, img).html for html, img in zip(self.base.predict(images), images)]
+
+
 def _save(img: Image.Image, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     img.save(tmp, format="JPEG", quality=80)
@@ -376,6 +386,10 @@ def evaluate(predictor=None, data: str | Path = "", out_dir: str | Path = "eval"
             raise ValueError(f"baseline {name!r}: unknown; choose from blank, nearest, oracle")
     if not systems:
         raise ValueError("nothing to evaluate: give a model or at least one baseline")
+    if grounder is not None:  # the baselines with grounding too: so the model's share is visible
+        for name in ("blank", "nearest"):
+            if name in systems:
+                systems[f"{name}+ground"] = _GroundedBaseline(systems[name], grounder)
     if pictures is None:
         pictures = ([f"{model_name}+ground"] if grounder is not None else [model_name]) if predictor is not None else [s for s in ("nearest", "blank") if s in systems][:1]
     pictures = [s for s in pictures if s in systems]

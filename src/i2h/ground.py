@@ -1,6 +1,8 @@
 """Text grounding: replace a predicted page's text with what OCR reads in the screenshot, matched by position."""
 from __future__ import annotations
 
+import hashlib
+
 import re
 import sys
 import time
@@ -328,6 +330,8 @@ class TextGrounder:
         self.engine = engine if engine is not None and not isinstance(engine, str) else get_engine(engine)
         self._renderers: dict[int, Any] = {}
         self._own: list[Any] = []
+        # OCR of recent screenshots: evaluation grounds several systems' pages on one screenshot.
+        self._ocr: dict[str, Any] = {}
         if renderer is not None:
             self._renderers[renderer.width] = renderer
         self.timeout_s = timeout_s
@@ -347,7 +351,16 @@ class TextGrounder:
             renderer = self.renderer_for(screenshot.width)
         except Exception as e:  # noqa: BLE001 - no browser: the page stays ungrounded and says why
             return GroundResult(html, 0, 0, 0, 0.0, error=f"no renderer: {e}", source_html=html)
-        return ground_html(html, screenshot, renderer, self.engine)
+        key = hashlib.blake2b(screenshot.tobytes(), digest_size=16).hexdigest() + f"{screenshot.size}"
+        lines = self._ocr.get(key)
+        if lines is None:
+            try:
+                lines = self.engine.read(screenshot)
+            except Exception:  # noqa: BLE001 - let ground_html report the OCR failure for this page
+                lines = None
+            if lines is not None:
+                self._ocr = {**dict(list(self._ocr.items())[-7:]), key: lines}
+        return ground_html(html, screenshot, renderer, self.engine, lines=lines)
 
     def close(self) -> None:
         for r in self._own:
