@@ -113,3 +113,9 @@ def test_stream_yields_pieces_then_the_same_prediction(tiny_bundle, screenshot):
     finally:
         with torch.no_grad():
             tiny_bundle.model.text.final_logits_bias.zero_()
+
+
+def test_repair_points_a_garbled_tailwind_link_at_tailwind():
+    doc = repair_html('<link href="https://cdn.jsdelivr.net/npm/tailwindcss@2.2.min.min.css" rel="stylesheet"><p>x</p>')
+    assert 'href="https://cdn.jsdelivr.net/npm/tailwindcss@2.2.19/dist/tailwind.min.css"' in doc
+    assert 'href="other.css"' in repair_html('<link href="other.css" rel="stylesheet">')

@@ -66,12 +66,21 @@ def find_text_loop(text: str, max_period: int = 512, min_span: int = 500, min_re
     return find_loop(codes, max_period=max_period, min_span=min_span, min_repeats=min_repeats)
 
 
+TAILWIND_URL = "https://cdn.jsdelivr.net/npm/tailwindcss@2.2.19/dist/tailwind.min.css"
+
+
 def repair_html(text: str) -> str:
-    """Parse with the HTML5 algorithm (as browsers do) and serialise: always a well-formed document."""
+    """Parse with the HTML5 algorithm (as browsers do) and serialise: always a well-formed document.
+
+    A stylesheet link that names Tailwind is pointed at Tailwind 2.2.19 (WebSight v0.2's convention, the
+    only version our pages use): a model that garbles the URL would otherwise lose all styling."""
     import html5lib
     from html5lib import serializer
 
     tree = html5lib.parse(text, treebuilder="etree", namespaceHTMLElements=False)
+    for link in tree.iter("link"):
+        if "tailwind" in (link.get("href") or "").lower() and "stylesheet" in (link.get("rel") or "stylesheet"):
+            link.set("href", TAILWIND_URL)
     walker = html5lib.getTreeWalker("etree")
     ser = serializer.HTMLSerializer(
         quote_attr_values="always", omit_optional_tags=False, minimize_boolean_attributes=False,
