@@ -119,3 +119,10 @@ def test_repair_points_a_garbled_tailwind_link_at_tailwind():
     doc = repair_html('<link href="https://cdn.jsdelivr.net/npm/tailwindcss@2.2.min.min.css" rel="stylesheet"><p>x</p>')
     assert 'href="https://cdn.jsdelivr.net/npm/tailwindcss@2.2.19/dist/tailwind.min.css"' in doc
     assert 'href="other.css"' in repair_html('<link href="other.css" rel="stylesheet">')
+
+
+def test_max_new_tokens_is_capped_by_the_decoder_positions(tiny_bundle, screenshot):
+    p = Predictor(tiny_bundle)
+    limit = tiny_bundle.model.text.config.max_position_embeddings
+    assert p._gen_kwargs(limit + 500, None, False, 1.0, 1.0, None)["max_new_tokens"] == limit - 1
+    assert p._gen_kwargs(None, None, False, 1.0, 1.0, None)["max_new_tokens"] <= limit - 1

@@ -166,6 +166,10 @@ class Predictor:
         kw = dict(self.generation)
         if max_new_tokens is not None:
             kw["max_new_tokens"] = int(max_new_tokens)
+        # Learned positions (BART) cap the sequence: the start token takes one, so at most positions - 1 new.
+        positions = getattr(self.model.text.config, "max_position_embeddings", None)
+        if positions and self.config.text.family == "bart":
+            kw["max_new_tokens"] = min(kw["max_new_tokens"], positions - 1)
         if num_beams is not None:
             kw["num_beams"] = int(num_beams)
         kw["do_sample"] = bool(do_sample)
