@@ -184,29 +184,28 @@ class WebSightStream(torch.utils.data.IterableDataset):
         if pending:  # drops after the last example still reach the counts
             yield {"stats": dict(pending)}
 
-    def _target(self, text) -> list[int] | None:
-        """Token ids of a record's HTML (ending in EOS), or None when it has none or is too long."""
-        try:
-            if not isinstance(text, str) or not text.strip():
-                return None
-            if self.normalize:
-                text = self.normalize(text)
-            ids = list(self.tokenizer(text)["input_ids"])
-        except Exception:
-            return None
+    def _ids(self, text) -> list[int]:
+        """Token ids of a record's HTML, ending in EOS; raises on a record without usable text."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("record has no HTML text")
+        if self.normalize:
+            text = self.normalize(text)
+        ids = list(self.tokenizer(text)["input_ids"])
         if self.eos_id is not None and (not ids or ids[-1] != self.eos_id):
             ids.append(self.eos_id)  # every target ends in EOS, whatever the tokenizer's template
+        return ids
+
+    def _target(self, text) -> list[int] | None:
+        """Token ids of a record's HTML, or None when it has none or is too long."""
+        try:
+            ids = self._ids(text)
+        except Exception:
+            return None
         return ids if len(ids) <= self.max_length else None
 
     def _prepare(self, image, text, pending: Counter) -> dict | None:
         try:
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError("record has no HTML text")
-            if self.normalize:
-                text = self.normalize(text)
-            ids = list(self.tokenizer(text)["input_ids"])
-            if self.eos_id is not None and (not ids or ids[-1] != self.eos_id):
-                ids.append(self.eos_id)  # every target ends in EOS, whatever the tokenizer's template
+            ids = self._ids(text)
             if len(ids) > self.max_length:
                 pending["too_long"] += 1
                 return None  # decided before the image is decoded: no work spent on a dropped record
