@@ -133,7 +133,7 @@ def recover(bundle, data: str, steps: int, lr: float = 1e-4, batch_size: int = 4
     """A short fine-tune after pruning (teacher-forced cross-entropy, AdamW); magnitude masks stay applied.
     Returns the losses."""
     from .data import make_loader
-    from .train import decoder_inputs, loss_and_accuracy
+    from .train import teacher_forced
 
     model = bundle.model
     gen = bundle.generation
@@ -153,10 +153,7 @@ def recover(bundle, data: str, steps: int, lr: float = 1e-4, batch_size: int = 4
             batch = next(it)
         if not batch.get("size"):
             continue
-        labels = batch["labels"]
-        dec_in = decoder_inputs(labels, gen["pad_token_id"], gen["decoder_start_token_id"])
-        out = model(batch["pixel_values"], decoder_input_ids=dec_in, decoder_attention_mask=batch["attention_mask"])
-        loss, _, _ = loss_and_accuracy(out.logits, labels)
+        loss, _, _ = teacher_forced(model, batch, gen["pad_token_id"], gen["decoder_start_token_id"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -189,7 +186,7 @@ def decoder_params(model) -> int:
 def teacher_forced_loss(bundle, data: str, n_batches: int = 4, batch_size: int = 4) -> float:
     """Mean token cross-entropy on the first batches of `data` (a quick quality figure for a pruned model)."""
     from .data import make_loader
-    from .train import decoder_inputs, loss_and_accuracy
+    from .train import teacher_forced
 
     model, gen = bundle.model.eval(), bundle.generation
     loader = make_loader(data, bundle.tokenizer, bundle.processor, batch_size=batch_size, num_workers=0,
@@ -201,10 +198,7 @@ def teacher_forced_loss(bundle, data: str, n_batches: int = 4, batch_size: int =
                 break
             if not batch.get("size"):
                 continue
-            labels = batch["labels"]
-            dec_in = decoder_inputs(labels, gen["pad_token_id"], gen["decoder_start_token_id"])
-            out = model(batch["pixel_values"], decoder_input_ids=dec_in, decoder_attention_mask=batch["attention_mask"])
-            loss, _, n = loss_and_accuracy(out.logits, labels)
+            loss, _, n = teacher_forced(model, batch, gen["pad_token_id"], gen["decoder_start_token_id"])
             total += float(loss) * int(n)
             count += int(n)
     return total / count if count else math.nan

@@ -166,6 +166,19 @@ def loss_and_accuracy(logits, labels, label_smoothing: float = 0.0):
     return loss, correct, mask.sum()
 
 
+def teacher_forced(model, batch: dict, pad_id: int, start_id: int, device=None, dec_in=None,
+                   label_smoothing: float = 0.0):
+    """Loss and (correct, counted) tokens of one collated batch under teacher forcing; only positions that
+    carry a label are projected to the vocabulary. `dec_in` overrides the decoder inputs (perturbation)."""
+    labels = batch["labels"].to(device) if device is not None else batch["labels"]
+    pixels = batch["pixel_values"].to(device) if device is not None else batch["pixel_values"]
+    if dec_in is None:
+        dec_in = decoder_inputs(labels, pad_id, start_id)
+    mask = labels != -100
+    logits = model(pixels, decoder_input_ids=dec_in.to(labels.device), logits_mask=mask).logits  # (tokens, V)
+    return loss_and_accuracy(logits, labels[mask], label_smoothing)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints: step-NNNNNNN/ is a loadable model directory plus the trainer's state.
 
@@ -313,11 +326,7 @@ def train(cfg: TrainConfig) -> Path:
         total_loss = total_tokens = total_correct = 0.0
         with torch.no_grad():
             for batch in val_batches:
-                labels = batch["labels"].to(accelerator.device)
-                dec = decoder_inputs(labels, pad_id, start_id)
-                mask = labels != -100
-                logits = model(batch["pixel_values"].to(accelerator.device), decoder_input_ids=dec, logits_mask=mask).logits
-                loss, correct, counted = loss_and_accuracy(logits, labels[mask])
+                loss, correct, counted = teacher_forced(model, batch, pad_id, start_id, accelerator.device)
                 total_loss += float(loss) * int(counted)
                 total_tokens += int(counted)
                 total_correct += int(correct)
@@ -431,13 +440,11 @@ def train(cfg: TrainConfig) -> Path:
         step_seed = (cfg.seed * 1_000_003 + step) * 64 + rank
         torch.manual_seed(step_seed)
         gen.manual_seed(step_seed)
-        labels = batch["labels"].to(accelerator.device)
-        dec = perturb(decoder_inputs(labels, pad_id, start_id).cpu(), labels.cpu(), cfg.perturb_prob, vocab, gen)
-        mask = labels != -100
+        labels = batch["labels"]
+        dec = perturb(decoder_inputs(labels, pad_id, start_id), labels, cfg.perturb_prob, vocab, gen)
         with accelerator.autocast():
-            logits = model(batch["pixel_values"].to(accelerator.device), decoder_input_ids=dec.to(accelerator.device),
-                           logits_mask=mask).logits  # (tokens, V): padding is never projected
-            loss, correct, counted = loss_and_accuracy(logits, labels[mask], cfg.label_smoothing)
+            loss, correct, counted = teacher_forced(model, batch, pad_id, start_id, accelerator.device, dec,
+                                                    cfg.label_smoothing)
         accelerator.backward(loss)
         if cfg.clip_grad > 0:
             accelerator.clip_grad_norm_(model.parameters(), cfg.clip_grad)
