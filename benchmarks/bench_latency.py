@@ -18,7 +18,7 @@ def main() -> None:
     ap.add_argument("--images", nargs="*", default=sorted(str(p) for p in (ROOT / "examples").glob("*.png")))
     ap.add_argument("--runs", type=int, default=3, help="timed runs per image (after one warm-up)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--backend", default="auto", choices=["auto", "hf"])
+    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "onnx-int8", "torch", "hf"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -26,8 +26,9 @@ def main() -> None:
     from i2h.ground import make_grounder
 
     t0 = time.perf_counter()
-    predictor = i2h.load(args.model, backend=args.backend)
-    print(f"model loaded in {time.perf_counter() - t0:.1f}s; {args.threads} threads; backend {args.backend}")
+    predictor = i2h.load(args.model, backend=args.backend, log=print)
+    print(f"model loaded in {time.perf_counter() - t0:.1f}s; {args.threads} threads; backend {predictor.backend} "
+          f"(asked: {args.backend})")
     grounder = make_grounder()
     images = [i2h.load_image(p) for p in args.images]
     rows = []

@@ -33,6 +33,13 @@ SAMPLE_PAGES = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """ONNX exports the tests cause go to a folder of this session, not the user's ~/.cache/i2h."""
+    os.environ["I2H_CACHE"] = str(tmp_path_factory.mktemp("i2h-cache"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return SHARED_DATA

@@ -73,6 +73,86 @@ def test_onnx_matches_pytorch(tiny_model_dir, tmp_path, pixels):
     assert torch.equal(got, ref)
 
 
+def test_onnx_cache_is_one_shared_buffer_per_layer(tiny_model_dir, tmp_path, pixels):
+    """The K/V buffers are written in place (no per-step copies), and ids beyond a batch row's EOS pad."""
+    import onnx
+
+    b = _fresh(tiny_model_dir)
+    d = export_onnx(b, tmp_path / "onnx") / "onnx"
+    graph = onnx.load(str(d / "decoder.onnx")).graph
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    presents = [o.name for o in graph.output if o.name.startswith("present_")]
+    assert presents and all(made_by[o] == "GroupQueryAttention" for o in presents)
+    assert "Gemm" not in made_by.values()  # linears as MatMul over initializers: what the int8 quantizer rewrites
+    dec = OnnxDecoder(b.model, d)
+    ref = greedy_generate(b.model, pixels, **KW)
+    assert torch.equal(dec.generate(pixels, **KW), ref)
+    assert torch.equal(dec.generate(pixels, **KW), ref)  # buffers are per call: a second call is the same
+
+
+def test_onnx_int8_quantizes_the_matmuls(tiny_model_dir, tmp_path, pixels):
+    import json
+
+    import onnx
+
+    b = _fresh(tiny_model_dir)
+    ref = greedy_generate(b.model, pixels, **KW)
+    out = export_onnx(b, tmp_path / "q", int8=True)
+    d = out / "onnx"
+    assert json.loads((d / "meta.json").read_text())["quantization"] == "int8-dynamic"
+    fp32 = onnx.load(str(export_onnx(b, tmp_path / "f") / "onnx" / "decoder.onnx")).graph
+    weights = {t.name for t in fp32.initializer}
+    linears = [n for n in fp32.node if n.op_type == "MatMul" and n.input[1] in weights]
+    assert len(linears) >= 7  # one layer's qkv, out, cross q, cross out, fc1, fc2, and the LM head
+    ops = [n.op_type for n in onnx.load(str(d / "decoder.onnx")).graph.node]
+    assert ops.count("MatMulInteger") + ops.count("DynamicQuantizeMatMul") == len(linears)
+    got = OnnxDecoder(b.model, d).generate(pixels, **KW)
+    assert got.shape == ref.shape and (got == ref).float().mean() > 0.5  # close, not identical
+
+
+def test_predictor_backends(tiny_model_dir, tmp_path, screenshot):
+    """auto = ONNX Runtime exported once into the cache, the same pages as HF generate; a model directory
+    can name its backend; an explicit backend that cannot run is a clear error."""
+    import json
+    import shutil
+
+    from i2h.generate import Predictor
+
+    logs = []
+    hf = Predictor.from_pretrained(tiny_model_dir, backend="hf")
+    auto = Predictor.from_pretrained(tiny_model_dir, log=logs.append)
+    assert auto.backend == "onnx" and len(logs) == 1 and "cached in" in logs[0]
+    assert Predictor.from_pretrained(tiny_model_dir, log=logs.append).backend == "onnx" and len(logs) == 1
+    a, h = auto.predict_full([screenshot], max_new_tokens=24)[0], hf.predict_full([screenshot], max_new_tokens=24)[0]
+    assert a.raw == h.raw and a.tokens == h.tokens
+    beam = auto.predict_full([screenshot], max_new_tokens=8, num_beams=2)[0]  # beams fall back to HF
+    assert beam.html.startswith("<!DOCTYPE html>")
+    assert Predictor.from_pretrained(tiny_model_dir, backend="torch").backend == "torch"
+    m = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, m)
+    (m / "inference.json").write_text(json.dumps({"backend": "onnx-int8"}))
+    assert Predictor.from_pretrained(m).backend == "onnx-int8"
+    with pytest.raises(ValueError, match="preset"):
+        Predictor.from_pretrained("tiny", backend="onnx")
+    with pytest.raises(ValueError, match="greedily"):
+        Predictor.from_pretrained(tiny_model_dir, backend="onnx").predict_full([screenshot], max_new_tokens=4,
+                                                                               num_beams=2)
+
+
+def test_old_onnx_export_is_named(tiny_model_dir, tmp_path):
+    import json
+
+    from i2h.checkpoint import CheckpointError
+
+    b = _fresh(tiny_model_dir)
+    d = export_onnx(b, tmp_path / "onnx") / "onnx"
+    meta = json.loads((d / "meta.json").read_text())
+    del meta["cache"]
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="export it again"):
+        OnnxDecoder(b.model, d)
+
+
 def test_cli_export_onnx_and_generate(tiny_model_dir, tmp_path, screenshot):
     from i2h.cli import main
 
@@ -81,6 +161,6 @@ def test_cli_export_onnx_and_generate(tiny_model_dir, tmp_path, screenshot):
     assert main(["generate", str(screenshot), "--model", str(out), "--backend", "onnx", "--max-new-tokens", "8",
                  "--out", str(tmp_path / "html")]) == 0
     assert (tmp_path / "html" / "shot.html").read_text().startswith("<!DOCTYPE html>")
-    # a model without an ONNX export: a clear error, no traceback
-    assert main(["generate", str(screenshot), "--model", str(tiny_model_dir), "--backend", "onnx",
+    # a preset has no weights to export: a clear error, no traceback
+    assert main(["generate", str(screenshot), "--model", "tiny", "--backend", "onnx",
                  "--out", str(tmp_path / "x")]) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = ("hf", "fast", "int8", "pruned", "onnx")
+VARIANTS = ("hf", "fast", "int8", "pruned", "onnx", "onnx-int8")
 
 
 def _now() -> float:
@@ -47,9 +47,11 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def step_bytes(model, batch: int = 1, int8: bool = False) -> dict:
+def step_bytes(model, batch: int = 1, int8: bool | str = False) -> dict:
     """Bytes one decoding step reads: every decoder weight matrix except the cross-attention K/V projections
-    (applied once per page), the LM head, and the cached cross-attention K/V (B, H, N, Dh) per layer."""
+    (applied once per page), the LM head, and the cached cross-attention K/V (B, H, N, Dh) per layer.
+    int8=True counts the layers PyTorch quantized at one byte a weight; int8="all" counts every one so
+    (ONNX Runtime's quantizer takes every MatMul)."""
     from torch import nn
 
     dec = model.text.model.decoder
@@ -58,9 +60,9 @@ def step_bytes(model, batch: int = 1, int8: bool = False) -> dict:
         is_linear = type(m) is nn.Linear or type(m).__name__ == "Linear" and hasattr(m, "out_features")
         if is_linear and not name.endswith(("encoder_attn.k_proj", "encoder_attn.v_proj")):
             n = m.in_features * m.out_features
-            weights += n * (1 if int8 and type(m) is not nn.Linear else 4) + m.out_features * 4
+            weights += n * (1 if int8 == "all" or int8 and type(m) is not nn.Linear else 4) + m.out_features * 4
     head = model.text.lm_head
-    weights += head.in_features * head.out_features * (1 if int8 and type(head) is not nn.Linear else 4)
+    weights += head.in_features * head.out_features * (1 if int8 == "all" or int8 and type(head) is not nn.Linear else 4)
     n_vis = model.config.image.height // 32 * (model.config.image.width // 32)
     d = model.text.config.d_model
     cross = len(dec.layers) * 2 * n_vis * d * 4 * batch
@@ -68,11 +70,16 @@ def step_bytes(model, batch: int = 1, int8: bool = False) -> dict:
 
 
 def _make(model_name: str):
-    from .checkpoint import create
+    """A preset with random weights (seed 0), or "default" / a model directory with its own weights."""
+    from .checkpoint import create, default_model_dir, load
+    from .config import PRESETS
     from .tokenizer import default_tokenizer
 
     torch.manual_seed(0)
-    bundle = create(model_name, tokenizer=default_tokenizer())
+    if model_name in PRESETS:
+        bundle = create(model_name, tokenizer=default_tokenizer())
+    else:
+        bundle = load(default_model_dir() if model_name == "default" else model_name)
     bundle.model.eval()
     bundle.model.text.generation_config.forced_eos_token_id = None  # as Predictor sets it
     return bundle
@@ -82,12 +89,12 @@ def _variant(base, kind: str, tmp: Path):
     """(bundle, decode function (memory or pixels, n_new, B) -> ids, encode function, files on disk)."""
     from .checkpoint import save
 
-    if kind == "onnx":
-        from .export import OnnxDecoder, export_onnx
+    if kind.startswith("onnx"):
+        from .export import OnnxDecoder, write_onnx
 
-        d = export_onnx(base, tmp / "onnx")
-        dec = OnnxDecoder(base.model, d / "onnx", threads=torch.get_num_threads())
-        return dict(bundle=base, files=[d / "onnx"], onnx=dec)
+        d = write_onnx(base, tmp / kind, int8=kind == "onnx-int8")
+        dec = OnnxDecoder(base.model, d, threads=torch.get_num_threads())
+        return dict(bundle=base, files=[d / "encoder.onnx", d / "decoder.onnx"], onnx=dec)
     bundle = base
     if kind in ("int8", "pruned"):
         bundle = copy.deepcopy(base)
@@ -128,7 +135,7 @@ def bench_model(model_name: str = "small", variants=VARIANTS, new_tokens: int = 
             model = v["bundle"].model
             row = {"model": model_name, "variant": kind}
             with torch.inference_mode():
-                if kind == "onnx":
+                if kind.startswith("onnx"):
                     enc = lambda px: v["onnx"].encode(px)  # noqa: E731
                 else:
                     enc = lambda px: model.encode(px)  # noqa: E731
@@ -136,7 +143,7 @@ def bench_model(model_name: str = "small", variants=VARIANTS, new_tokens: int = 
                 row["encoder_ms"] = 1000 * _best(lambda: enc(px1), reps)
                 for B in batch_sizes:
                     pxB = px1.expand(B, -1, -1, -1).contiguous()
-                    if kind == "onnx":
+                    if kind.startswith("onnx"):
                         cross = enc(pxB)
                         run = lambda: v["onnx"].generate(cross=cross, **kw)  # noqa: E731
                     else:
@@ -153,12 +160,12 @@ def bench_model(model_name: str = "small", variants=VARIANTS, new_tokens: int = 
             row["e2e_s_page"] = row["encoder_ms"] / 1000 + page_tokens / row[f"tok_s_b{batch_sizes[0]}"]
             row["rss_delta_mb"] = (_rss() - rss0) / 2**20
             row["disk_mb"] = sum(file_size(f) for f in v["files"]) / 2**20
-            int8 = kind == "int8"
-            sb = step_bytes(model if kind != "onnx" else base.model, 1, int8=int8)
+            int8 = {"int8": True, "onnx-int8": "all"}.get(kind, False)
+            sb = step_bytes(model, 1, int8=int8)
             row["bytes_per_token_mb"] = sb["total"] / 2**20
             row["bound_tok_s_b1"] = bandwidth / sb["total"]
             row["of_bound"] = row[f"tok_s_b{batch_sizes[0]}"] / row["bound_tok_s_b1"]
-            if "hf" in ref_ids and kind in ("fast", "onnx"):
+            if "hf" in ref_ids and kind in ("fast", "onnx"):  # the exact paths; int8 and pruned change the model
                 row["same_tokens_as_hf"] = bool(torch.equal(ref_ids["hf"], ref_ids[kind]))
             rows.append(row)
             del v

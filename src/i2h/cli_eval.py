@@ -28,6 +28,8 @@ def register(sub) -> None:
                    help="comma-separated from blank, nearest, oracle; '' for none (default: all three)")
     e.add_argument("--clip", default=None, metavar="DIR_OR_HUB_ID", help="CLIP weights for the CLIP score")
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    e.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch", "hf"], default="auto",
+                   help="decoding backend, as for `i2h generate` (onnx-int8: measure int8's quality change)")
     e.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per render (default 10)")
     e.add_argument("--no-progress", action="store_true")
     e.add_argument("--max-new-tokens", type=int, default=None, help="cap the model's output length (default: its own)")
@@ -63,10 +65,11 @@ def cmd_eval(args) -> int:
             from . import load
 
             try:
-                predictor = load(args.model, device=args.device)
+                predictor = load(args.model, device=args.device, backend=args.backend,
+                                 log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
                 if args.max_new_tokens:
                     predictor.generation["max_new_tokens"] = args.max_new_tokens
-            except (OSError, RuntimeError) as e:
+            except (OSError, RuntimeError, ValueError) as e:
                 _err(f"--model {args.model}: cannot load ({e}); give a model directory, preset or Hub id")
                 return 2
         clip = ClipScorer(args.clip, device=args.device) if args.clip else None

@@ -11,10 +11,11 @@ def _err(msg: str) -> None:
 
 def register(sub) -> None:
     b = sub.add_parser("bench", help="inference speed: HF generate vs lean loop, int8, pruned, ONNX (random weights)")
-    b.add_argument("--model", nargs="+", default=["small", "mnv3-distilbart"], metavar="PRESET",
-                   help="presets to build with random weights (default: small mnv3-distilbart)")
-    b.add_argument("--variants", default=",".join(("hf", "fast", "int8", "pruned", "onnx")),
-                   help="comma-separated from hf, fast, int8, pruned, onnx")
+    b.add_argument("--model", nargs="+", default=["default", "mnv3-distilbart"], metavar="MODEL",
+                   help="'default' (the bundled model), model directories, or presets built with random weights "
+                        "(default: default mnv3-distilbart)")
+    b.add_argument("--variants", default="hf,fast,int8,pruned,onnx,onnx-int8",
+                   help="comma-separated from hf, fast, int8, pruned, onnx, onnx-int8")
     b.add_argument("--tokens", type=int, default=32, help="new tokens per decode, EOS suppressed (default 32)")
     b.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     b.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: torch's)")
@@ -55,9 +56,10 @@ def cmd_bench(args) -> int:
         return 2
     from .config import PRESETS
 
-    unknown = [m for m in args.model if m not in PRESETS]
+    unknown = [m for m in args.model if m not in PRESETS and m != "default" and not (Path(m) / "config.json").is_file()]
     if unknown:
-        _err(f"--model {' '.join(unknown)}: the benchmark builds presets ({', '.join(PRESETS)}) with random weights")
+        _err(f"--model {' '.join(unknown)}: give presets ({', '.join(PRESETS)}; built with random weights), "
+             "'default' (the bundled model) or model directories")
         return 2
     log = None if args.json else (lambda s: print(s, file=sys.stderr))
     result = run(args.model, variants, args.tokens, args.threads, tuple(args.batch), args.reps, args.page_tokens, log)
@@ -83,11 +85,13 @@ def cmd_export(args) -> int:
         _err(f"--model {args.model}: already quantized; export from the fp32 model")
         return 2
     if args.format == "onnx":
-        from .export import ONNX_DIR, export_onnx, quantize_onnx
+        from .export import export_onnx
 
-        out = export_onnx(bundle, args.out)
-        if args.quantize == "int8":
-            quantize_onnx(out / ONNX_DIR)
+        try:
+            out = export_onnx(bundle, args.out, int8=args.quantize == "int8")
+        except ValueError as e:
+            _err(f"--model {args.model or 'default'}: {e}")
+            return 2
     else:
         if args.quantize == "int8":
             from .export import quantize_int8

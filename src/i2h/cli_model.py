@@ -28,9 +28,10 @@ def register(sub) -> None:
                    help="also write <stem>.compare.png: the input beside the rendered output")
     g.add_argument("--no-ground-text", action="store_true",
                    help="keep the model's own text (default: put the text OCR reads in the screenshot into the HTML)")
-    g.add_argument("--backend", choices=["auto", "hf", "onnx"], default="auto",
-                   help="auto: the lean greedy loop (same tokens as hf); hf: Hugging Face generate; "
-                        "onnx: ONNX Runtime on a model from `i2h export --format onnx`")
+    g.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch", "hf"], default="auto",
+                   help="auto (default): the model's own choice, else ONNX Runtime (exported once into the cache, "
+                        "the same greedy tokens as hf), else torch; onnx-int8: int8 weights; torch: the lean "
+                        "PyTorch loop; hf: Hugging Face generate")
     g.set_defaults(func=cmd_generate)
 
     m = sub.add_parser("model", help="create or inspect a model").add_subparsers(dest="model_cmd", metavar="ACTION")
@@ -74,7 +75,8 @@ def cmd_generate(args) -> int:
     from .images import ImageError
 
     try:
-        predictor = load(args.model, device=args.device, backend=args.backend)
+        predictor = load(args.model, device=args.device, backend=args.backend,
+                         log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
     except (CheckpointError, RuntimeError, ValueError) as e:
         _err(str(e))
         return 2

@@ -16,6 +16,8 @@ def register(sub) -> None:
                        description="Serve a model: the page at /, the API at /v1/generate, docs at /docs.")
     s.add_argument("--model", default=None, help="model directory, preset or Hub id (default: the bundled model)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    s.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch", "hf"], default="auto",
+                   help="decoding backend, as for `i2h generate`")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=d.workers, help=f"generations at once (default {d.workers})")
@@ -52,8 +54,9 @@ def cmd_serve(args) -> int:
     # Loaded here, before the server starts, so a bad --model is one clear line and not a server
     # that comes up and then fails every request.
     try:
-        predictor = load(args.model, device=args.device)
-    except (CheckpointError, RuntimeError) as e:
+        predictor = load(args.model, device=args.device, backend=args.backend,
+                         log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
+    except (CheckpointError, RuntimeError, ValueError) as e:
         _err(str(e))
         return 2
     if args.host not in ("127.0.0.1", "localhost", "::1"):

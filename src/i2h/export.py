@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, Bundle, CheckpointError, atomic_dir, save
-from .fast import GreedyDecoder, greedy_loop, max_length_of, resolve_generation
+from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, Bundle, CheckpointError, atomic_dir, atomic_write_text, save
+from .fast import GreedyDecoder, greedy_loop, max_length_of, model_reason, resolve_generation
 
 INT8 = "int8-dynamic"
 ONNX_DIR = "onnx"
@@ -124,8 +124,14 @@ def file_size(path: str | Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# ONNX: encoder.onnx (pixels -> cross-attention K/V of every decoder layer) and decoder.onnx (one token
-# with past self-attention K/V -> logits and present K/V). Greedy search stays in Python (fast.greedy_loop).
+# ONNX: encoder.onnx (pixels -> cross-attention K/V of every decoder layer) and decoder.onnx (one token ->
+# logits). The self-attention cache is one buffer per layer and K/V, (B, H, L, Dh), allocated once per call:
+# ONNX Runtime's GroupQueryAttention writes the new token's K/V into it in place (past and present bound to
+# the same memory with IO binding), so a step reads the cache once and copies nothing, whatever its length.
+# Greedy search stays in Python (fast.greedy_loop).
+
+CACHE_FORMAT = "shared-buffer-gqa"
+
 
 class _OnnxEncoder(nn.Module):
     def __init__(self, model):
@@ -133,13 +139,37 @@ class _OnnxEncoder(nn.Module):
         self.model = model
         self.dec = GreedyDecoder(model)
 
-    def forward(self, pixel_values):  # (B, 3, H, W) -> 2 * layers tensors (B, H, N, Dh)
+    def forward(self, pixel_values):  # (B, 3, H, W) -> per layer K^T (B, H, Dh, N) and V (B, H, N, Dh)
         memory = self.model.encode(pixel_values)
-        return tuple(t for kv in self.dec.cross_kv(memory) for t in kv)
+        return tuple(t for k, v in self.dec.cross_kv(memory) for t in (k.transpose(2, 3), v))
+
+
+class _SelfAttention(torch.autograd.Function):
+    """One decoding step's self-attention over a shared K/V buffer: traced as ONNX Runtime's
+    com.microsoft GroupQueryAttention (K/V written at position seqlens_k, attention over total_len)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, past_k, past_v, seqlens_k, total_len, heads: int, scale: float):
+        B, _, D = q.shape
+        dh = D // heads
+        t = int(total_len) - 1
+        kc, vc = past_k.clone(), past_v.clone()
+        kc[:, :, t] = k.view(B, heads, dh)
+        vc[:, :, t] = v.view(B, heads, dh)
+        w = torch.softmax(q.view(B, heads, 1, dh) @ kc[:, :, : t + 1].transpose(2, 3) * scale, dim=-1)
+        return (w @ vc[:, :, : t + 1]).reshape(B, 1, D), kc, vc
+
+    @staticmethod
+    def symbolic(g, q, k, v, past_k, past_v, seqlens_k, total_len, heads, scale):
+        out = g.op("com.microsoft::GroupQueryAttention", q, k, v, past_k, past_v, seqlens_k, total_len,
+                   num_heads_i=heads, kv_num_heads_i=heads, scale_f=scale, outputs=3)
+        for value, like in zip(out, (q, past_k, past_v)):  # the output types, for the exporter's shape inference
+            value.setType(like.type())
+        return out
 
 
 class _OnnxDecoderStep(nn.Module):
-    """The fast decoder's step with explicit caches: concatenation instead of in-place writes."""
+    """The fast decoder's step (fast.GreedyDecoder.step) with its caches as inputs and outputs."""
 
     def __init__(self, model):
         super().__init__()
@@ -147,38 +177,131 @@ class _OnnxDecoderStep(nn.Module):
         self.g = GreedyDecoder(model)
         self.n = len(self.g.layers)
 
-    def forward(self, ids, position, *caches):
-        # ids (B,), position () int64; caches: n pairs past K/V (B, H, T, Dh), then n pairs cross K/V.
+    def forward(self, ids, seqlens_k, total_len, *caches):
+        # ids (B,) int64; seqlens_k (B,) int32 = position of this token; total_len () int32 = position + 1;
+        # caches: n pairs of K/V buffers (B, H, L, Dh), then n pairs of cross K^T (B, H, Dh, N) / V (B, H, N, Dh).
         g, n = self.g, self.n
         B = ids.shape[0]
-        x = g.norm_embed(g.embed(ids) + g.positions[position])
+        x = g.norm_embed(g.embed(ids) + g.positions[seqlens_k.long()])
         present = []
         for i, p in enumerate(g.layers):
-            pk, pv, ck, cv = caches[2 * i], caches[2 * i + 1], caches[2 * n + 2 * i], caches[2 * n + 2 * i + 1]
-            dh = p["dh"]
+            pk, pv, ckt, cv = caches[2 * i], caches[2 * i + 1], caches[2 * n + 2 * i], caches[2 * n + 2 * i + 1]
             q, k, v = p["qkv"](x).split(p["width"], dim=-1)
-            k = torch.cat([pk, k.reshape(B, -1, 1, dh)], dim=2)
-            v = torch.cat([pv, v.reshape(B, -1, 1, dh)], dim=2)
-            present += [k, v]
-            h = torch.softmax(torch.matmul(q.reshape(B, -1, 1, dh), k.transpose(2, 3)) * p["scale"], dim=-1) @ v
+            h, kc, vc = _SelfAttention.apply(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), pk, pv, seqlens_k,
+                                             total_len, p["width"] // p["dh"], float(p["scale"]))
+            present += [kc, vc]
             x = p["norm1"](x + p["out"](h.reshape(B, -1)))
             q = p["cq"](x).reshape(B, -1, 1, p["cdh"])
-            h = torch.softmax(torch.matmul(q, ck.transpose(2, 3)) * p["cscale"], dim=-1) @ cv
+            h = torch.softmax(torch.matmul(q, ckt) * p["cscale"], dim=-1) @ cv
             x = p["norm2"](x + p["cout"](h.reshape(B, -1)))
             x = p["norm3"](x + p["fc2"](p["act"](p["fc1"](x))))
         logits = g.lm_head(x) + g.logits_bias
         return (logits, *present)
 
 
-def export_onnx(bundle: Bundle, out: str | Path, opset: int = 17) -> Path:
-    """Write a model directory (the PyTorch checkpoint, so it loads everywhere) plus onnx/encoder.onnx and
-    onnx/decoder.onnx for `Predictor(..., backend="onnx")`."""
+def _weights_as_matmuls(path: Path) -> None:
+    """Rewrite an exported graph in place so ONNX Runtime's quantizer and its MatMul kernels see the weights:
+    traced weights arrive as Constant nodes and linears as Gemm(x, W, b, transB=1); make the large constants
+    initializers and each such Gemm a MatMul with W transposed once, plus an Add of the bias."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(path))
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    nodes = []
+    for node in g.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            t = node.attribute[0].t
+            if int(np.prod(t.dims)) >= 1024:
+                arr = numpy_helper.to_array(t)
+                inits[node.output[0]] = numpy_helper.from_array(arr, node.output[0])
+                continue
+        nodes.append(node)
+    users: dict[str, int] = {}
+    for node in nodes:
+        for i in node.input:
+            users[i] = users.get(i, 0) + 1
+    out_nodes = []
+    for node in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type == "Gemm" and attrs.get("transB") == 1 and not attrs.get("transA")
+                and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and node.input[1] in inits):
+            w = node.input[1]
+            wt = f"{w}_T"
+            if wt not in inits:
+                inits[wt] = numpy_helper.from_array(np.ascontiguousarray(numpy_helper.to_array(inits[w]).T), wt)
+            users[w] -= 1
+            if len(node.input) > 2 and node.input[2]:
+                mid = f"{node.output[0]}_mm"
+                out_nodes.append(helper.make_node("MatMul", [node.input[0], wt], [mid], name=f"{node.name}_mm"))
+                out_nodes.append(helper.make_node("Add", [mid, node.input[2]], list(node.output), name=f"{node.name}_bias"))
+            else:
+                out_nodes.append(helper.make_node("MatMul", [node.input[0], wt], list(node.output), name=node.name))
+        else:
+            out_nodes.append(node)
+    used = {i for node in out_nodes for i in node.input}
+    del g.node[:]
+    g.node.extend(out_nodes)
+    del g.initializer[:]
+    g.initializer.extend(t for name, t in inits.items() if name in used)
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(path)
+
+
+def write_onnx(bundle: Bundle, d: str | Path, int8: bool = False, opset: int = 17) -> Path:
+    """encoder.onnx, decoder.onnx and meta.json of an fp32 model into the folder `d` (made if missing)."""
     import warnings
 
     model = bundle.model.eval()
     if getattr(model, "optimized", {}).get("quantization"):
         raise ValueError("export ONNX from the fp32 model; quantize the ONNX files with --quantize int8 instead")
+    reason = model_reason(model)
+    if reason:
+        raise ValueError(f"ONNX export: {reason}")
     cfg = model.config
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    # eval(): the exporter restores each wrapper's mode afterwards, and a wrapper is born in training mode.
+    enc, step = _OnnxEncoder(model).eval(), _OnnxDecoderStep(model).eval()
+    n = step.n
+    px = torch.zeros(1, 3, cfg.image.height, cfg.image.width)
+    with torch.inference_mode():
+        cross = enc(px)
+    kv_names = [f"cross_{w}_{i}" for i in range(n) for w in ("kt", "v")]
+    past_names = [f"past_{w}_{i}" for i in range(n) for w in ("k", "v")]
+    present_names = [f"present_{w}_{i}" for i in range(n) for w in ("k", "v")]
+    heads = [p["width"] // p["dh"] for p in step.g.layers]
+    past = [torch.zeros(1, heads[i // 2], 4, step.g.layers[i // 2]["dh"]) for i in range(2 * n)]
+    seqlens, total = torch.zeros(1, dtype=torch.int32), torch.tensor(1, dtype=torch.int32)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(enc, (px,), str(d / "encoder.onnx"), dynamo=False, opset_version=opset,
+                          input_names=["pixel_values"], output_names=kv_names,
+                          dynamic_axes={"pixel_values": {0: "batch"}, **{k: {0: "batch"} for k in kv_names}})
+        torch.onnx.export(step, (torch.zeros(1, dtype=torch.long), seqlens, total, *past, *cross),
+                          str(d / "decoder.onnx"), dynamo=False, opset_version=opset,
+                          custom_opsets={"com.microsoft": 1},
+                          input_names=["input_ids", "seqlens_k", "total_sequence_length", *past_names, *kv_names],
+                          output_names=["logits", *present_names],
+                          dynamic_axes={"input_ids": {0: "batch"}, "seqlens_k": {0: "batch"}, "logits": {0: "batch"},
+                                        **{k: {0: "batch", 2: "max_length"} for k in past_names + present_names},
+                                        **{k: {0: "batch"} for k in kv_names}})
+    for name in ("encoder.onnx", "decoder.onnx"):
+        _weights_as_matmuls(d / name)
+    meta = {"layers": n, "heads": heads, "head_dim": [p["dh"] for p in step.g.layers], "cache": CACHE_FORMAT,
+            "max_positions": int(step.g.positions.shape[0]), "quantization": None}
+    (d / "meta.json").write_text(json.dumps(meta, indent=2))
+    if int8:
+        quantize_onnx(d)
+    return d
+
+
+def export_onnx(bundle: Bundle, out: str | Path, opset: int = 17, int8: bool = False) -> Path:
+    """Write a model directory (the PyTorch checkpoint, so it loads everywhere) plus onnx/encoder.onnx and
+    onnx/decoder.onnx for `Predictor(..., backend="onnx")`; `int8` quantizes both graphs' MatMul weights."""
     out = Path(out)
     tmp_model = out.parent / f".{out.name}.pt-tmp"
     save(bundle, tmp_model)
@@ -186,35 +309,51 @@ def export_onnx(bundle: Bundle, out: str | Path, opset: int = 17) -> Path:
         for f in tmp_model.iterdir():
             f.rename(tmp / f.name)
         tmp_model.rmdir()
-        d = tmp / ONNX_DIR
-        d.mkdir()
-        # eval(): the exporter restores each wrapper's mode afterwards, and a wrapper is born in training mode.
-        enc, step = _OnnxEncoder(model).eval(), _OnnxDecoderStep(model).eval()
-        n = step.n
-        px = torch.zeros(1, 3, cfg.image.height, cfg.image.width)
-        with torch.inference_mode():
-            cross = enc(px)
-        kv_names = [f"cross_{w}_{i}" for i in range(n) for w in ("k", "v")]
-        past_names = [f"past_{w}_{i}" for i in range(n) for w in ("k", "v")]
-        present_names = [f"present_{w}_{i}" for i in range(n) for w in ("k", "v")]
-        heads = [p["width"] // p["dh"] for p in step.g.layers]
-        past = [torch.zeros(1, heads[i // 2], 0, step.g.layers[i // 2]["dh"]) for i in range(2 * n)]
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(enc, (px,), str(d / "encoder.onnx"), dynamo=False, opset_version=opset,
-                              input_names=["pixel_values"], output_names=kv_names,
-                              dynamic_axes={"pixel_values": {0: "batch"}, **{k: {0: "batch"} for k in kv_names}})
-            torch.onnx.export(step, (torch.zeros(1, dtype=torch.long), torch.tensor(0), *past, *cross),
-                              str(d / "decoder.onnx"), dynamo=False, opset_version=opset,
-                              input_names=["input_ids", "position", *past_names, *kv_names],
-                              output_names=["logits", *present_names],
-                              dynamic_axes={"input_ids": {0: "batch"}, "logits": {0: "batch"},
-                                            **{k: {0: "batch", 2: "past"} for k in past_names},
-                                            **{k: {0: "batch", 2: "past1"} for k in present_names},
-                                            **{k: {0: "batch"} for k in kv_names}})
-        (d / "meta.json").write_text(json.dumps({"layers": n, "heads": heads,
-                                                  "head_dim": [p["dh"] for p in step.g.layers]}, indent=2))
+        write_onnx(bundle, tmp / ONNX_DIR, int8=int8, opset=opset)
     return out
+
+
+def cache_root() -> Path:
+    """Where i2h keeps what it derives from models (ONNX exports): $I2H_CACHE, else $XDG_CACHE_HOME/i2h,
+    else ~/.cache/i2h."""
+    import os
+
+    if os.environ.get("I2H_CACHE"):
+        return Path(os.environ["I2H_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "i2h"
+
+
+def _onnx_ok(d: Path, int8: bool) -> bool:
+    try:
+        meta = json.loads((d / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    want = INT8 if int8 else None
+    return meta.get("cache") == CACHE_FORMAT and meta.get("quantization") == want and (d / "decoder.onnx").exists()
+
+
+def onnx_for(bundle: Bundle, model_dir: str | Path, int8: bool = False, log=None) -> Path:
+    """The ONNX files for a model directory: its own onnx/ folder when that is a current export of the wanted
+    precision, else an export made once into the cache (keyed by the weights' and config's contents)."""
+    import hashlib
+
+    model_dir = Path(model_dir)
+    own = model_dir / ONNX_DIR
+    if _onnx_ok(own, int8):
+        return own
+    h = hashlib.sha256(f"{CACHE_FORMAT}|{INT8 if int8 else 'fp32'}|{torch.__version__}".encode())
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        with open(model_dir / name, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+    where = cache_root() / "onnx" / h.hexdigest()[:20]
+    if _onnx_ok(where, int8):
+        return where
+    if log:
+        log(f"exporting {model_dir} to ONNX{' (int8)' if int8 else ''} once; cached in {where}")
+    with atomic_dir(where) as tmp:
+        write_onnx(bundle, tmp, int8=int8)
+    return where
 
 
 def quantize_onnx(onnx_dir: str | Path) -> None:
@@ -224,12 +363,17 @@ def quantize_onnx(onnx_dir: str | Path) -> None:
     d = Path(onnx_dir)
     for name in ("encoder.onnx", "decoder.onnx"):
         tmp = d / f".{name}.tmp"
-        quantize_dynamic(str(d / name), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(d / name), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
         tmp.replace(d / name)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["quantization"] = INT8
+    atomic_write_text(d / "meta.json", json.dumps(meta, indent=2))
 
 
 class OnnxDecoder:
-    """Greedy decoding with ONNX Runtime: the same loop and settings as fast.GreedyDecoder."""
+    """Greedy decoding with ONNX Runtime: the same loop and settings as fast.GreedyDecoder, the inputs
+    and the K/V buffers bound once per call (IO binding), each step writing into them in place."""
 
     def __init__(self, model, onnx_dir: str | Path, threads: int | None = None):
         import onnxruntime as ort
@@ -238,6 +382,10 @@ class OnnxDecoder:
         if not (d / "decoder.onnx").exists():
             raise CheckpointError(f"{d.parent}: no ONNX export in it; make one with "
                                   f"`i2h export --format onnx --model {d.parent} --out DIR`")
+        self.meta = json.loads((d / "meta.json").read_text())
+        if self.meta.get("cache") != CACHE_FORMAT:
+            raise CheckpointError(f"{d}: an ONNX export from an older i2h (its cache format is "
+                                  f"{self.meta.get('cache', 'concat')!r}); export it again with `i2h export --format onnx`")
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -245,7 +393,6 @@ class OnnxDecoder:
         self.model = model
         self.encoder = ort.InferenceSession(str(d / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
         self.decoder = ort.InferenceSession(str(d / "decoder.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.meta = json.loads((d / "meta.json").read_text())
         self.kv_names = [o.name for o in self.encoder.get_outputs()]
 
     def encode(self, pixel_values: torch.Tensor) -> list:
@@ -255,24 +402,36 @@ class OnnxDecoder:
                  cross: list | None = None, **gen_kwargs) -> torch.Tensor:
         """Screenshots (B, 3, H, W), or `cross` from `encode`, -> token ids (B, T)."""
         import numpy as np
+        from onnxruntime import OrtValue
 
         gc = resolve_generation(self.model, gen_kwargs)
         cross = self.encode(pixel_values) if cross is None else cross
         B = cross[0].shape[0]
-        n = self.meta["layers"]
-        feeds = {name: arr for name, arr in zip(self.kv_names, cross)}
-        past = [np.zeros((B, self.meta["heads"][i // 2], 0, self.meta["head_dim"][i // 2]), np.float32)
-                for i in range(2 * n)]
-        past_names = [f"past_{w}_{i}" for i in range(n) for w in ("k", "v")]
+        n, L = self.meta["layers"], max_length_of(gc)
+        if L - 1 > self.meta["max_positions"]:
+            raise ValueError(f"{L - 1} new tokens exceed the decoder's {self.meta['max_positions']} positions; "
+                             "lower max_new_tokens")
+        io = self.decoder.io_binding()
+        for name, arr in zip(self.kv_names, cross):
+            io.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(np.ascontiguousarray(arr)))
+        for i in range(2 * n):  # one buffer per K/V: past and present are the same memory
+            buf = OrtValue.ortvalue_from_numpy(
+                np.zeros((B, self.meta["heads"][i // 2], L, self.meta["head_dim"][i // 2]), np.float32))
+            w, layer = ("k", "v")[i % 2], i // 2
+            io.bind_ortvalue_input(f"past_{w}_{layer}", buf)
+            io.bind_ortvalue_output(f"present_{w}_{layer}", buf)
+        ids, seqlens, total = np.zeros(B, np.int64), np.zeros(B, np.int32), np.zeros((), np.int32)
+        logits = np.empty((B, self.model.text.lm_head.out_features), np.float32)
+        for name, arr in (("input_ids", ids), ("seqlens_k", seqlens), ("total_sequence_length", total)):
+            io.bind_ortvalue_input(name, OrtValue.ortvalue_from_numpy(arr))  # the arrays' memory, refilled below
+        io.bind_ortvalue_output("logits", OrtValue.ortvalue_from_numpy(logits))
+        scores = torch.from_numpy(logits)
 
-        def step(ids, t):
-            nonlocal past
-            feeds.update(zip(past_names, past))
-            feeds["input_ids"] = ids.numpy()
-            feeds["position"] = np.array(t, dtype=np.int64)
-            logits, *past = self.decoder.run(None, feeds)
-            return torch.from_numpy(logits)
+        def step(cur, t):
+            ids[:] = cur.numpy()
+            seqlens[:] = t
+            total[...] = t + 1
+            self.decoder.run_with_iobinding(io)
+            return scores
 
-        if max_length_of(gc) > self.meta.get("max_positions", 1 << 30):
-            raise ValueError("max_new_tokens exceeds the decoder's positions")
         return greedy_loop(step, gc, B, torch.device("cpu"), stopping_criteria, streamer)

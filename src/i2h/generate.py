@@ -1,6 +1,7 @@
 """The one inference path: Predictor loads once and turns screenshots into repaired HTML documents."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,10 @@ LOOP_MAX_PERIOD = 256
 LOOP_MIN_SPAN = 192
 LOOP_MIN_REPEATS = 4
 LOOP_CHECK_EVERY = 16  # tokens between checks while decoding
+
+# Decoding backends; a model directory may name its preferred one in INFERENCE_FILE ({"backend": ...}).
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "hf")
+INFERENCE_FILE = "inference.json"
 
 
 @dataclass
@@ -112,9 +117,12 @@ class Predictor:
     """Load a model once; predict(images) -> list of HTML documents."""
 
     def __init__(self, bundle, device: str | torch.device = "cpu", backend: str = "auto",
-                 model_dir: str | Path | None = None):
-        """`backend`: "auto" (the lean greedy loop of i2h.fast where it gives HF's exact tokens, else HF
-        generate), "hf" (always HF generate), or "onnx" (ONNX Runtime; `model_dir` holds the export)."""
+                 model_dir: str | Path | None = None, log=None):
+        """`backend` (see BACKENDS): "auto" picks the fastest that gives Hugging Face generate's exact greedy
+        tokens: the model directory's own choice (inference.json), else ONNX Runtime on the CPU (exported
+        once into the cache, needs `model_dir`), else the lean PyTorch loop, else HF generate. "onnx" /
+        "onnx-int8" ONNX Runtime (int8: dynamically quantized weights), "torch" the lean loop of i2h.fast,
+        "hf" Hugging Face generate. Beam search and sampling always run in HF generate."""
         self.bundle = bundle
         self.device = torch.device(device)
         self.model = bundle.model.to(self.device).eval()
@@ -124,41 +132,82 @@ class Predictor:
         self.generation = dict(bundle.generation)
         # BART's configs force EOS at the length limit, which would pass off a cut page as whole.
         self.model.text.generation_config.forced_eos_token_id = None
+        self._log = log or (lambda msg: None)
         self._init_backend(backend, model_dir)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu", backend: str = "auto") -> "Predictor":
+    def from_pretrained(cls, name_or_path: str | Path, device: str = "cpu", backend: str = "auto",
+                        log=None) -> "Predictor":
         from .checkpoint import load, resolve
 
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("--device cuda: no CUDA device is available here; use --device cpu")
         where = resolve(name_or_path)
         return cls(load(where, device=device), device=device, backend=backend,
-                   model_dir=where if isinstance(where, Path) else None)
+                   model_dir=where if isinstance(where, Path) else None, log=log)
 
     # ---- decoding backends (i2h.fast, i2h.export) ----
-    def _init_backend(self, backend: str, model_dir) -> None:
-        if backend not in ("auto", "hf", "onnx"):
-            raise ValueError(f"backend {backend!r}: choose auto, hf or onnx")
-        self.backend, self._onnx = backend, None
-        if backend == "onnx":
-            from .export import ONNX_DIR, OnnxDecoder
+    def _auto_backend(self, model_dir) -> str:
+        from . import fast
 
-            if model_dir is None:
-                raise ValueError("the onnx backend needs a model directory made by `i2h export --format onnx`")
-            if self.device.type != "cpu":
-                raise ValueError("the onnx backend runs on the CPU; use --device cpu")
-            self._onnx = OnnxDecoder(self.model, Path(model_dir) / ONNX_DIR)
+        if fast.model_reason(self.model):
+            return "hf"
+        if model_dir is not None:
+            try:
+                choice = json.loads((Path(model_dir) / INFERENCE_FILE).read_text()).get("backend")
+            except (OSError, ValueError, AttributeError):
+                choice = None
+            if choice in BACKENDS and choice != "auto":
+                return choice
+        quantized = getattr(self.model, "optimized", {}).get("quantization")
+        if model_dir is None or self.device.type != "cpu" or quantized:
+            return "torch"
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "torch"
+        return "onnx"
+
+    def _init_backend(self, backend: str, model_dir) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r}: choose {', '.join(BACKENDS)}")
+        self.requested, self._onnx = backend, None
+        if backend == "auto":
+            backend = self._auto_backend(model_dir)
+        if backend.startswith("onnx"):
+            try:
+                self._onnx = self._open_onnx(backend, model_dir)
+            except (ImportError, ValueError, OSError, RuntimeError) as e:
+                if self.requested != "auto":
+                    raise ValueError(str(e)) from None
+                self._log(f"ONNX Runtime backend unavailable ({e}); decoding with the PyTorch loop")
+                backend = "torch"
+        self.backend = backend
+
+    def _open_onnx(self, backend: str, model_dir):
+        from .export import OnnxDecoder, onnx_for
+
+        if model_dir is None:
+            raise ValueError(f"the {backend} backend needs a model directory (a preset has no weights to export)")
+        if self.device.type != "cpu":
+            raise ValueError(f"the {backend} backend runs on the CPU; use --device cpu")
+        if getattr(self.model, "optimized", {}).get("quantization"):
+            raise ValueError(f"the {backend} backend exports the fp32 model; {model_dir} is already quantized "
+                             "(use --backend torch)")
+        where = onnx_for(self.bundle, model_dir, int8=backend == "onnx-int8", log=self._log)
+        return OnnxDecoder(self.model, where, threads=torch.get_num_threads())
 
     def _generate(self, pixels: torch.Tensor, stops, kw: dict, streamer=None) -> torch.Tensor:
         """Token ids (B, T): ONNX Runtime, the lean greedy loop (same tokens as HF), or HF generate."""
         from . import fast
 
+        why_not = fast.supports(self.model, **kw)
         if self._onnx is not None:
-            if fast.supports(self.model, **kw):
-                raise ValueError(f"the onnx backend decodes greedily only: {fast.supports(self.model, **kw)}")
-            return self._onnx.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
-        if self.backend == "auto" and fast.supports(self.model, **kw) is None:
+            if why_not is None:
+                return self._onnx.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
+            if self.requested != "auto":
+                raise ValueError(f"the {self.backend} backend decodes greedily only: {why_not}")
+        if self.backend != "hf" and why_not is None:
             return fast.greedy_generate(self.model, pixels, stopping_criteria=stops, streamer=streamer, **kw)
         return self.model.generate(pixels, stopping_criteria=stops, streamer=streamer, **kw)
 
@@ -313,10 +362,10 @@ def _apply_grounding(preds: list[Prediction], images: list, ground) -> None:
             p.seconds += g.seconds
 
 
-def load(name_or_path: str | Path = None, device: str = "cpu", backend: str = "auto") -> Predictor:
+def load(name_or_path: str | Path = None, device: str = "cpu", backend: str = "auto", log=None) -> Predictor:
     """`i2h.load(path_or_id)`: a ready Predictor. With no argument, the bundled default model."""
     if name_or_path is None:
         from .checkpoint import default_model_dir
 
         name_or_path = default_model_dir()
-    return Predictor.from_pretrained(name_or_path, device=device, backend=backend)
+    return Predictor.from_pretrained(name_or_path, device=device, backend=backend, log=log)
