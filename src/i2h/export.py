@@ -11,6 +11,8 @@ from .checkpoint import CONFIG_FILE, WEIGHTS_FILE, Bundle, CheckpointError, atom
 from .fast import GreedyDecoder, greedy_loop, max_length_of, model_reason, resolve_generation
 
 INT8 = "int8-dynamic"
+ONNX_INT8_BLOCK = 32
+ONNX_INT8 = f"int8-block{ONNX_INT8_BLOCK}"
 ONNX_DIR = "onnx"
 
 
@@ -328,7 +330,7 @@ def _onnx_ok(d: Path, int8: bool) -> bool:
         meta = json.loads((d / "meta.json").read_text())
     except (OSError, ValueError):
         return False
-    want = INT8 if int8 else None
+    want = ONNX_INT8 if int8 else None
     return meta.get("cache") == CACHE_FORMAT and meta.get("quantization") == want and (d / "decoder.onnx").exists()
 
 
@@ -341,7 +343,7 @@ def onnx_for(bundle: Bundle, model_dir: str | Path, int8: bool = False, log=None
     own = model_dir / ONNX_DIR
     if _onnx_ok(own, int8):
         return own
-    h = hashlib.sha256(f"{CACHE_FORMAT}|{INT8 if int8 else 'fp32'}|{torch.__version__}".encode())
+    h = hashlib.sha256(f"{CACHE_FORMAT}|{ONNX_INT8 if int8 else 'fp32'}|{torch.__version__}".encode())
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         with open(model_dir / name, "rb") as f:
             while chunk := f.read(1 << 24):
@@ -356,29 +358,63 @@ def onnx_for(bundle: Bundle, model_dir: str | Path, int8: bool = False, log=None
     return where
 
 
+def _matmul_nbits(path: Path, bits: int = 8, block: int = ONNX_INT8_BLOCK) -> int:
+    """Every MatMul of the graph at `path` whose right side is a float weight (K, N) becomes ONNX Runtime's
+    MatMulNBits (com.microsoft): the weight in `bits`-bit integers with one fp32 scale per `block` inputs of
+    each output column (symmetric, zero point 2^(bits-1)), computed with int8 activations quantized per block
+    (accuracy_level 4). Rewritten in place; returns how many MatMuls were replaced."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(path))
+    g = m.graph
+    inits = {t.name: t for t in g.initializer}
+    qmax = 2 ** (bits - 1) - 1
+    nodes, done = [], 0
+    for node in g.node:
+        w = inits.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if w is None or len(w.dims) != 2 or w.data_type != onnx.TensorProto.FLOAT:
+            nodes.append(node)
+            continue
+        W = numpy_helper.to_array(w).astype(np.float32)  # (K, N)
+        K, N = W.shape
+        kb = -(-K // block)
+        Wt = np.zeros((N, kb * block), np.float32)
+        Wt[:, :K] = W.T
+        Wt = Wt.reshape(N, kb, block)
+        scale = np.abs(Wt).max(-1) / qmax
+        scale[scale == 0] = 1.0
+        q = (np.clip(np.round(Wt / scale[..., None]), -qmax - 1, qmax) + 2 ** (bits - 1)).astype(np.uint8)
+        name = node.name or node.output[0]
+        inits[f"{name}_qB"] = numpy_helper.from_array(q, f"{name}_qB")
+        inits[f"{name}_qS"] = numpy_helper.from_array(scale.astype(np.float32).reshape(-1), f"{name}_qS")
+        nodes.append(helper.make_node("MatMulNBits", [node.input[0], f"{name}_qB", f"{name}_qS"], list(node.output),
+                                      name=f"{name}_q", domain="com.microsoft", K=K, N=N, bits=bits,
+                                      block_size=block, accuracy_level=4))
+        done += 1
+    used = {i for node in nodes for i in node.input}
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.initializer[:]
+    g.initializer.extend(t for name, t in inits.items() if name in used)
+    if not any(o.domain == "com.microsoft" for o in m.opset_import):
+        m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(path)
+    return done
+
+
 def quantize_onnx(onnx_dir: str | Path) -> None:
-    """int8 dynamic quantization of the decoder graph's MatMul weights (per output channel; activations
-    quantized per call), in place, with ONNX Runtime's quantizer."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    import logging
-
+    """int8 weights for the decoder graph's linear layers (MatMulNBits, one scale per ONNX_INT8_BLOCK
+    weights), in place. The decoder only: its weights are read once per token; the encoder's once per
+    page, where int8 would save milliseconds and perturb every token after."""
     d = Path(onnx_dir)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process is for static (calibrated) quantization
-    try:
-        # The decoder only: its weights are read once per token; the encoder's once per page, where int8 would
-        # save milliseconds and perturb every token after.
-        for name in ("decoder.onnx",):
-            tmp = d / f".{name}.tmp"
-            quantize_dynamic(str(d / name), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             op_types_to_quantize=["MatMul"])
-            tmp.replace(d / name)
-    finally:
-        root.setLevel(level)
+    if not _matmul_nbits(d / "decoder.onnx"):
+        raise ValueError(f"{d / 'decoder.onnx'}: no fp32 MatMul weights to quantize (already quantized?)")
     meta = json.loads((d / "meta.json").read_text())
-    meta["quantization"] = INT8
+    meta["quantization"] = ONNX_INT8
     atomic_write_text(d / "meta.json", json.dumps(meta, indent=2))
 
 
