@@ -21,6 +21,7 @@ def register(sub) -> None:
     b.add_argument("--threads", type=int, default=None, help="torch/ORT threads (default: torch's)")
     b.add_argument("--reps", type=int, default=2, help="timed repeats; the fastest counts (default 2)")
     b.add_argument("--page-tokens", type=int, default=800, help="tokens of one page for end-to-end (default 800)")
+    b.add_argument("--int8-block", type=int, default=32, metavar="N", help="onnx-int8: weights per scale (default 32)")
     b.add_argument("--json", action="store_true", help="print JSON instead of tables")
     b.set_defaults(func=cmd_bench)
 
@@ -29,7 +30,10 @@ def register(sub) -> None:
     e.add_argument("--out", required=True)
     e.add_argument("--format", choices=["pytorch", "onnx"], default="pytorch")
     e.add_argument("--quantize", choices=["none", "int8"], default="none",
-                   help="int8: dynamic quantization of the linear layers")
+                   help="int8: pytorch format, dynamic int8 linear layers; onnx format, the decoder's weights "
+                        "in int8 blocks")
+    e.add_argument("--int8-block", type=int, default=32, metavar="N",
+                   help="onnx int8: weights per scale, 16-256 (default 32; 128 is faster and coarser)")
     e.set_defaults(func=cmd_export)
 
     p = sub.add_parser("prune", help="structured and magnitude pruning of the decoder, with a recovery fine-tune")
@@ -62,7 +66,8 @@ def cmd_bench(args) -> int:
              "'default' (the bundled model) or model directories")
         return 2
     log = None if args.json else (lambda s: print(s, file=sys.stderr))
-    result = run(args.model, variants, args.tokens, args.threads, tuple(args.batch), args.reps, args.page_tokens, log)
+    result = run(args.model, variants, args.tokens, args.threads, tuple(args.batch), args.reps, args.page_tokens, log,
+                 int8_block=args.int8_block)
     print(to_json(result) if args.json else format_table(result))
     return 0
 
@@ -88,7 +93,7 @@ def cmd_export(args) -> int:
         from .export import export_onnx
 
         try:
-            out = export_onnx(bundle, args.out, int8=args.quantize == "int8")
+            out = export_onnx(bundle, args.out, int8=args.quantize == "int8", int8_block=args.int8_block)
         except ValueError as e:
             _err(f"--model {args.model or 'default'}: {e}")
             return 2

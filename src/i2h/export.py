@@ -1,4 +1,4 @@
-"""Inference exports: int8 dynamic quantization (a loadable model directory) and ONNX with an ONNX Runtime decoder."""
+"""Inference exports: int8 model directories (PyTorch dynamic quantization) and ONNX (fp32 or block-wise int8) with an ONNX Runtime decoder."""
 from __future__ import annotations
 
 import contextlib
@@ -255,8 +255,10 @@ def _weights_as_matmuls(path: Path) -> None:
     tmp.replace(path)
 
 
-def write_onnx(bundle: Bundle, d: str | Path, int8: bool = False, opset: int = 17) -> Path:
-    """encoder.onnx, decoder.onnx and meta.json of an fp32 model into the folder `d` (made if missing)."""
+def write_onnx(bundle: Bundle, d: str | Path, int8: bool = False, opset: int = 17,
+               int8_block: int = ONNX_INT8_BLOCK) -> Path:
+    """encoder.onnx, decoder.onnx and meta.json of an fp32 model into the folder `d` (made if missing);
+    `int8`: the decoder's weights in int8 blocks of `int8_block` (see quantize_onnx)."""
     import warnings
 
     model = bundle.model.eval()
@@ -299,11 +301,12 @@ def write_onnx(bundle: Bundle, d: str | Path, int8: bool = False, opset: int = 1
             "max_positions": int(step.g.positions.shape[0]), "quantization": None}
     (d / "meta.json").write_text(json.dumps(meta, indent=2))
     if int8:
-        quantize_onnx(d)
+        quantize_onnx(d, int8_block)
     return d
 
 
-def export_onnx(bundle: Bundle, out: str | Path, opset: int = 17, int8: bool = False) -> Path:
+def export_onnx(bundle: Bundle, out: str | Path, opset: int = 17, int8: bool = False,
+                int8_block: int = ONNX_INT8_BLOCK) -> Path:
     """Write a model directory (the PyTorch checkpoint, so it loads everywhere) plus onnx/encoder.onnx and
     onnx/decoder.onnx for `Predictor(..., backend="onnx")`; `int8` quantizes the decoder's MatMul weights."""
     out = Path(out)
@@ -313,7 +316,7 @@ def export_onnx(bundle: Bundle, out: str | Path, opset: int = 17, int8: bool = F
         for f in tmp_model.iterdir():
             f.rename(tmp / f.name)
         tmp_model.rmdir()
-        write_onnx(bundle, tmp / ONNX_DIR, int8=int8, opset=opset)
+        write_onnx(bundle, tmp / ONNX_DIR, int8=int8, opset=opset, int8_block=int8_block)
     return out
 
 
@@ -332,8 +335,9 @@ def _onnx_ok(d: Path, int8: bool) -> bool:
         meta = json.loads((d / "meta.json").read_text())
     except (OSError, ValueError):
         return False
-    want = ONNX_INT8 if int8 else None
-    return meta.get("cache") == CACHE_FORMAT and meta.get("quantization") == want and (d / "decoder.onnx").exists()
+    q = meta.get("quantization")
+    precision_ok = str(q).startswith("int8-block") if int8 else q is None
+    return meta.get("cache") == CACHE_FORMAT and precision_ok and (d / "decoder.onnx").exists()
 
 
 def onnx_for(bundle: Bundle, model_dir: str | Path, int8: bool = False, log=None) -> Path:
@@ -408,15 +412,18 @@ def _matmul_nbits(path: Path, bits: int = 8, block: int = ONNX_INT8_BLOCK) -> in
     return done
 
 
-def quantize_onnx(onnx_dir: str | Path) -> None:
-    """int8 weights for the decoder graph's linear layers (MatMulNBits, one scale per ONNX_INT8_BLOCK
-    weights), in place. The decoder only: its weights are read once per token; the encoder's once per
-    page, where int8 would save milliseconds and perturb every token after."""
+def quantize_onnx(onnx_dir: str | Path, block: int = ONNX_INT8_BLOCK) -> None:
+    """int8 weights for the decoder graph's linear layers (MatMulNBits, one fp32 scale per `block` weights:
+    32 keeps the default model's greedy page token for token, 128 is faster and coarser), in place. The
+    decoder only: its weights are read once per token; the encoder's once per page, where int8 would save
+    milliseconds and perturb every token after."""
+    if block not in (16, 32, 64, 128, 256):
+        raise ValueError(f"int8 block size {block}: choose 16, 32, 64, 128 or 256")
     d = Path(onnx_dir)
-    if not _matmul_nbits(d / "decoder.onnx"):
+    if not _matmul_nbits(d / "decoder.onnx", 8, block):
         raise ValueError(f"{d / 'decoder.onnx'}: no fp32 MatMul weights to quantize (already quantized?)")
     meta = json.loads((d / "meta.json").read_text())
-    meta["quantization"] = ONNX_INT8
+    meta["quantization"] = f"int8-block{block}"
     atomic_write_text(d / "meta.json", json.dumps(meta, indent=2))
 
 
