@@ -166,3 +166,20 @@ def test_cli_export_onnx_and_generate(tiny_model_dir, tmp_path, screenshot):
     # a preset has no weights to export: a clear error, no traceback
     assert main(["generate", str(screenshot), "--model", "tiny", "--backend", "onnx",
                  "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.slow
+def test_bundled_model_decodes_int8_by_default_with_fp32_tokens():
+    """The bundled model names onnx-int8 in its inference.json; on an example its int8 page starts with the
+    same tokens as the fp32 one (the four examples agree on all 1272 when measured; 64 here for time)."""
+    from pathlib import Path
+
+    from i2h.generate import Predictor, load
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "notes-app.png"
+    auto = load()
+    assert auto.backend == "onnx-int8"
+    fp32 = load(backend="onnx")
+    a, f = auto.predict_full([example], max_new_tokens=64)[0], fp32.predict_full([example], max_new_tokens=64)[0]
+    assert a.tokens == f.tokens == 64 and a.raw == f.raw
+    assert isinstance(auto, Predictor)
