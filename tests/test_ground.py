@@ -200,3 +200,42 @@ def test_text_color_reads_the_glyphs_not_the_ground():
     rgb = np.full((20, 40, 3), 255, np.uint8)
     rgb[8:12, 5:35] = (200, 0, 0)
     assert G.text_color(rgb, (0, 0, 40, 20)) == (200, 0, 0)
+
+
+class SlowCountingOcr(BoxOcr):
+    """BoxOcr that takes a while and counts its reads, in whichever thread calls it."""
+
+    def __init__(self, render, delay=0.3):
+        super().__init__(render)
+        self.calls, self.delay = 0, delay
+
+    def read(self, image):
+        import time
+
+        self.calls += 1
+        time.sleep(self.delay)
+        return super().read(image)
+
+
+def test_prefetch_reads_once_in_the_background_and_grounds_the_same(renderer, truth):
+    import time
+
+    plain = G.TextGrounder(BoxOcr(truth), renderer=renderer)(PRED, truth.image)
+    engine = SlowCountingOcr(truth)
+    with G.TextGrounder(engine, renderer=renderer) as grounder:
+        grounder.prefetch([truth.image])
+        time.sleep(engine.delay + 0.2)  # the "decoding": OCR finishes meanwhile
+        t0 = time.perf_counter()
+        g = grounder(PRED, truth.image)
+        waited = time.perf_counter() - t0
+        assert engine.calls == 1 and g.html == plain.html and g.error is None
+        grounder(PRED, truth.image)  # cached: no second read
+        assert engine.calls == 1
+        grounder.prefetch([truth.image])  # already known: nothing started
+        assert engine.calls == 1
+    assert g.seconds == pytest.approx(waited, abs=0.05)  # a result's seconds cover its OCR wait
+    # a prefetch that fails is read again when the page is grounded, and then reported if it fails again
+    with G.TextGrounder(Boom(), renderer=renderer) as grounder:
+        grounder.prefetch([truth.image])
+        g = grounder(PRED, truth.image)
+        assert g.html == PRED and "engine crashed" in g.error

@@ -239,15 +239,18 @@ class Predictor:
         pil = [load_image(img) for img in images]
         out: list[Prediction] = []
         for start in range(0, len(pil), batch_size):
+            chunk = pil[start : start + batch_size]
+            if ground is not None and hasattr(ground, "prefetch"):
+                ground.prefetch(chunk)  # OCR reads these screenshots while the model decodes them
             t0 = time.perf_counter()
-            pixels = self.processor.batch(pil[start : start + batch_size])
+            pixels = self.processor.batch(chunk)
             preds = self.predict_tensors(pixels, max_new_tokens, num_beams, do_sample, temperature, top_p, seed, loop_guard)
             extra = (time.perf_counter() - t0) / len(preds) - preds[0].seconds  # preprocessing, per image
             for p in preds:
                 p.seconds += extra
+            if ground is not None:
+                _apply_grounding(preds, chunk, ground)
             out.extend(preds)
-        if ground is not None:
-            _apply_grounding(out, pil, ground)
         return out
 
     @torch.inference_mode()

@@ -6,6 +6,7 @@ import hashlib
 import re
 import sys
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -330,11 +331,15 @@ class TextGrounder:
         self.engine = engine if engine is not None and not isinstance(engine, str) else get_engine(engine)
         self._renderers: dict[int, Any] = {}
         self._own: list[Any] = []
-        # OCR of recent screenshots: evaluation grounds several systems' pages on one screenshot.
+        # OCR of recent screenshots (lines, or a Future while prefetch() is reading them): evaluation grounds
+        # several systems' pages on one screenshot, and generation reads the screenshots while it decodes.
         self._ocr: dict[str, Any] = {}
+        self._pool = None
         if renderer is not None:
             self._renderers[renderer.width] = renderer
         self.timeout_s = timeout_s
+
+    OCR_CACHE = 16
 
     def renderer_for(self, width: int):
         r = self._renderers.get(width)
@@ -346,23 +351,57 @@ class TextGrounder:
             self._own.append(r)
         return r
 
+    @staticmethod
+    def _key(screenshot: Image.Image) -> str:
+        return hashlib.blake2b(screenshot.tobytes(), digest_size=16).hexdigest() + f"{screenshot.size}"
+
+    def _remember(self, key: str, value) -> None:
+        self._ocr = {**dict(list(self._ocr.items())[-(self.OCR_CACHE - 1):]), key: value}
+
+    def prefetch(self, screenshots: Sequence[Image.Image]) -> None:
+        """Start reading these screenshots with OCR in a background thread (the engine is a separate process),
+        so the reading overlaps the model's decoding; __call__ then waits for the result."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="i2h-ocr")
+        for shot in screenshots[: self.OCR_CACHE]:
+            key = self._key(shot)
+            if key not in self._ocr:
+                self._remember(key, self._pool.submit(self.engine.read, shot))
+
     def __call__(self, html: str, screenshot: Image.Image) -> GroundResult:
+        t0 = time.perf_counter()
         try:
             renderer = self.renderer_for(screenshot.width)
         except Exception as e:  # noqa: BLE001 - no browser: the page stays ungrounded and says why
             return GroundResult(html, 0, 0, 0, 0.0, error=f"no renderer: {e}", source_html=html)
-        key = hashlib.blake2b(screenshot.tobytes(), digest_size=16).hexdigest() + f"{screenshot.size}"
+        key = self._key(screenshot)
         lines = self._ocr.get(key)
+        if isinstance(lines, Future):
+            try:
+                lines = lines.result()
+            except Exception:  # noqa: BLE001 - read again below; a second failure is reported for this page
+                lines = None
+            if lines is None:
+                self._ocr.pop(key, None)
+            else:
+                self._remember(key, lines)
         if lines is None:
             try:
                 lines = self.engine.read(screenshot)
             except Exception:  # noqa: BLE001 - let ground_html report the OCR failure for this page
                 lines = None
             if lines is not None:
-                self._ocr = {**dict(list(self._ocr.items())[-7:]), key: lines}
-        return ground_html(html, screenshot, renderer, self.engine, lines=lines)
+                self._remember(key, lines)
+        result = ground_html(html, screenshot, renderer, self.engine, lines=lines)
+        result.seconds = time.perf_counter() - t0  # the OCR (or the wait for it) included
+        return result
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         for r in self._own:
             r.close()
         self._own.clear()
