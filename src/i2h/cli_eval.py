@@ -10,6 +10,8 @@ def _err(msg: str) -> None:
 
 
 def register(sub) -> None:
+    from .config import BACKENDS
+
     s = sub.add_parser("score", help="score one predicted HTML file against a reference (prints JSON)")
     s.add_argument("pred", metavar="PRED.html")
     s.add_argument("ref", metavar="REF.html|REF.png",
@@ -28,7 +30,7 @@ def register(sub) -> None:
                    help="comma-separated from blank, nearest, oracle; '' for none (default: all three)")
     e.add_argument("--clip", default=None, metavar="DIR_OR_HUB_ID", help="CLIP weights for the CLIP score")
     e.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    e.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch", "hf"], default="auto",
+    e.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="decoding backend, as for `i2h generate` (onnx-int8: measure int8's quality change)")
     e.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per render (default 10)")
     e.add_argument("--no-progress", action="store_true")

@@ -12,6 +12,8 @@ def _err(msg: str) -> None:
 
 
 def register(sub) -> None:
+    from .config import BACKENDS
+
     g = sub.add_parser("generate", help="screenshots -> HTML files")
     g.add_argument("images", nargs="+", metavar="IMAGE")
     g.add_argument("--model", default=None, help="model directory, preset or Hub id (default: the bundled model)")
@@ -28,7 +30,7 @@ def register(sub) -> None:
                    help="also write <stem>.compare.png: the input beside the rendered output")
     g.add_argument("--no-ground-text", action="store_true",
                    help="keep the model's own text (default: put the text OCR reads in the screenshot into the HTML)")
-    g.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch", "hf"], default="auto",
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="auto (default): the model's own choice, else ONNX Runtime (exported once into the cache, "
                         "the same greedy tokens as hf), else torch; onnx-int8: int8 weights; torch: the lean "
                         "PyTorch loop; hf: Hugging Face generate")

@@ -9,6 +9,7 @@ def _err(msg: str) -> None:
 
 
 def register(sub) -> None:
+    from .config import BACKENDS
     from .serve import Settings
 
     d = Settings()
@@ -16,7 +17,7 @@ def register(sub) -> None:
                        description="Serve a model: the page at /, the API at /v1/generate, docs at /docs.")
     s.add_argument("--model", default=None, help="model directory, preset or Hub id (default: the bundled model)")
     s.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    s.add_argument("--backend", choices=["auto", "onnx", "onnx-int8", "torch", "hf"], default="auto",
+    s.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="decoding backend, as for `i2h generate`")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--port", type=int, default=8000)

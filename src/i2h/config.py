@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Decoding backends (i2h.generate.Predictor); a model directory may name its preferred one in
+# INFERENCE_FILE ({"backend": ...}).
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "hf")
+INFERENCE_FILE = "inference.json"
+
 
 class ConfigError(ValueError):
     """A config or override that names a field that does not exist, or gives it the wrong type."""

@@ -203,6 +203,20 @@ class _OnnxDecoderStep(nn.Module):
         return (logits, *present)
 
 
+def _replace_graph(m, nodes: list, inits: dict, path: Path) -> None:
+    """Give model `m` these nodes and the initializers they use, and write it over `path` (temp, then rename)."""
+    import onnx
+
+    used = {i for node in nodes for i in node.input}
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(t for name, t in inits.items() if name in used)
+    tmp = path.with_name(f".{path.name}.tmp")
+    onnx.save(m, str(tmp))
+    tmp.replace(path)
+
+
 def _weights_as_matmuls(path: Path) -> None:
     """Rewrite an exported graph in place so ONNX Runtime's quantizer and its MatMul kernels see the weights:
     traced weights arrive as Constant nodes and linears as Gemm(x, W, b, transB=1); make the large constants
@@ -245,14 +259,7 @@ def _weights_as_matmuls(path: Path) -> None:
                 out_nodes.append(helper.make_node("MatMul", [node.input[0], wt], list(node.output), name=node.name))
         else:
             out_nodes.append(node)
-    used = {i for node in out_nodes for i in node.input}
-    del g.node[:]
-    g.node.extend(out_nodes)
-    del g.initializer[:]
-    g.initializer.extend(t for name, t in inits.items() if name in used)
-    tmp = path.with_name(f".{path.name}.tmp")
-    onnx.save(m, str(tmp))
-    tmp.replace(path)
+    _replace_graph(m, out_nodes, inits, path)
 
 
 def write_onnx(bundle: Bundle, d: str | Path, int8: bool = False, opset: int = 17,
@@ -399,16 +406,9 @@ def _matmul_nbits(path: Path, bits: int = 8, block: int = ONNX_INT8_BLOCK) -> in
                                       name=f"{name}_q", domain="com.microsoft", K=K, N=N, bits=bits,
                                       block_size=block, accuracy_level=4))
         done += 1
-    used = {i for node in nodes for i in node.input}
-    del g.node[:]
-    g.node.extend(nodes)
-    del g.initializer[:]
-    g.initializer.extend(t for name, t in inits.items() if name in used)
     if not any(o.domain == "com.microsoft" for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    tmp = path.with_name(f".{path.name}.tmp")
-    onnx.save(m, str(tmp))
-    tmp.replace(path)
+    _replace_graph(m, nodes, inits, path)
     return done
 
 

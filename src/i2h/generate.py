@@ -10,6 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from .config import BACKENDS, INFERENCE_FILE
 from .images import ImageError, load_image
 
 # A loop: the output's tail repeats a unit of `period` tokens; it is cut when the repeated span is at
@@ -19,10 +20,6 @@ LOOP_MAX_PERIOD = 256
 LOOP_MIN_SPAN = 192
 LOOP_MIN_REPEATS = 4
 LOOP_CHECK_EVERY = 16  # tokens between checks while decoding
-
-# Decoding backends; a model directory may name its preferred one in INFERENCE_FILE ({"backend": ...}).
-BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "hf")
-INFERENCE_FILE = "inference.json"
 
 
 @dataclass
