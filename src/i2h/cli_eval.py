@@ -64,11 +64,10 @@ def cmd_eval(args) -> int:
     try:
         predictor = None
         if args.model:
-            from . import load
+            from .cli_model import load_predictor
 
             try:
-                predictor = load(args.model, device=args.device, backend=args.backend,
-                                 log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
+                predictor = load_predictor(args)
                 if args.max_new_tokens:
                     predictor.generation["max_new_tokens"] = args.max_new_tokens
             except (OSError, RuntimeError, ValueError) as e:

@@ -11,6 +11,15 @@ def _err(msg: str) -> None:
     print(f"i2h: error: {msg}", file=sys.stderr)
 
 
+def load_predictor(args):
+    """The Predictor for a command's --model, --device and --backend; its notes (a first ONNX export) go to
+    stderr. Raises what i2h.load raises; each command words the error for its own flags."""
+    from .generate import load
+
+    return load(args.model, device=args.device, backend=args.backend,
+                log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
+
+
 def register(sub) -> None:
     from .config import BACKENDS
 
@@ -73,12 +82,10 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 def cmd_generate(args) -> int:
     from .checkpoint import CheckpointError
-    from .generate import load
     from .images import ImageError
 
     try:
-        predictor = load(args.model, device=args.device, backend=args.backend,
-                         log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
+        predictor = load_predictor(args)
     except (CheckpointError, RuntimeError, ValueError) as e:
         _err(str(e))
         return 2

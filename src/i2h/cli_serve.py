@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 def cmd_serve(args) -> int:
     from .checkpoint import CheckpointError
-    from .generate import load
+    from .cli_model import load_predictor
     from .serve import Settings, run
 
     flags = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-pixels", "workers": "--workers",
@@ -55,8 +55,7 @@ def cmd_serve(args) -> int:
     # Loaded here, before the server starts, so a bad --model is one clear line and not a server
     # that comes up and then fails every request.
     try:
-        predictor = load(args.model, device=args.device, backend=args.backend,
-                         log=lambda msg: print(f"i2h: {msg}", file=sys.stderr))
+        predictor = load_predictor(args)
     except (CheckpointError, RuntimeError, ValueError) as e:
         _err(str(e))
         return 2

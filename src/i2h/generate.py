@@ -118,7 +118,7 @@ class Predictor:
         """`backend` (see BACKENDS): "auto" picks the fastest that gives Hugging Face generate's exact greedy
         tokens: the model directory's own choice (inference.json), else ONNX Runtime on the CPU (exported
         once into the cache, needs `model_dir`), else the lean PyTorch loop, else HF generate. "onnx" /
-        "onnx-int8" ONNX Runtime (int8: dynamically quantized weights), "torch" the lean loop of i2h.fast,
+        "onnx-int8" ONNX Runtime (int8: the decoder's weights in int8 blocks), "torch" the lean loop of i2h.fast,
         "hf" Hugging Face generate. Beam search and sampling always run in HF generate."""
         self.bundle = bundle
         self.device = torch.device(device)
